@@ -1,0 +1,160 @@
+"""What every optimlab optimizer shares: state bookkeeping and dispatch to its update rule.
+
+An optimizer class is a table: its update function (``rule``), the names of the state tensors
+that function takes after ``(param, grad)`` (``state_keys``), the param-group entries it takes
+as keyword hyperparameters (``hyperparams``) and how its state starts (``_init_state``).
+:class:`RuleOptimizer` does the rest for all six algorithms: validation of the flags we honour,
+the eager loop (bit-identical to ``torch.optim``'s ``foreach=False`` path because the rule
+performs the same operations in the same order), and dispatch of ``fused=True`` groups to
+:func:`optimlab.optim._fused.fused_step`, which derives its fast path from the same ``rule``.
+
+``foreach=True`` is accepted for compatibility with ``torch.optim`` and runs the eager rule:
+the algebra exists once, so there is no separate multi-tensor variant of it.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Iterable
+from typing import Any, ClassVar
+
+import torch
+from torch import Tensor
+from torch.optim import Optimizer
+
+__all__ = ["RuleOptimizer", "check", "scalar_dtype", "to_scalar", "zeros_state"]
+
+
+def check(ok: Any, what: str, value: object) -> None:
+    """Raise torch's ``ValueError("Invalid <what>: <value>")`` unless ``ok``."""
+    if not ok:
+        raise ValueError(f"Invalid {what}: {value}")
+
+
+def check_tensor_lr(lr: float | Tensor) -> None:
+    """A tensor learning rate must hold exactly one value (torch's message)."""
+    if isinstance(lr, Tensor) and lr.numel() != 1:
+        raise ValueError("Tensor lr must be 1-element")
+
+
+def scalar_dtype(fused: bool | None = None) -> torch.dtype:
+    """dtype of the ``step`` counter, as torch picks it (float32 when fused)."""
+    if fused:
+        return torch.float32
+    return torch.float64 if torch.get_default_dtype() == torch.float64 else torch.float32
+
+
+def to_scalar(x: Any) -> Any:
+    """A one-element tensor hyperparameter as a 0-dim tensor; anything else unchanged."""
+    if isinstance(x, Tensor) and x.dim() != 0:
+        return x.squeeze()
+    return x
+
+
+def zeros_state(p: Tensor) -> Tensor:
+    """A state buffer shaped (and strided) like ``p``, filled with zeros."""
+    return torch.zeros_like(p, memory_format=torch.preserve_format)
+
+
+def step_counter(p: Tensor, group: dict[str, Any]) -> Tensor:
+    """The ``step`` state entry exactly as torch creates it.
+
+    Host a CPU float counter unless the group is capturable or fused, in which case it lives on
+    the parameter's device (float32 when fused), so a state_dict moves between torch and us.
+    """
+    if group.get("fused") or group.get("capturable"):
+        return torch.zeros((), dtype=scalar_dtype(group.get("fused")), device=p.device)
+    return torch.zeros((), dtype=scalar_dtype())
+
+
+class RuleOptimizer(Optimizer):
+    """A ``torch.optim.Optimizer`` whose step applies one update function to each parameter.
+
+    Subclasses set the class attributes below and implement ``_init_state``; their
+    ``__init__`` validates the hyperparameters with torch's messages, then calls this one.
+    """
+
+    #: the update function ``rule(param, grad, *state, step=..., **hyperparams)``
+    rule: ClassVar[Callable[..., Tensor | None]]
+    #: names of the state tensors passed after ``grad``, in argument order (absent → ``None``)
+    state_keys: ClassVar[tuple[str, ...]]
+    #: param-group entries passed to the rule as keyword arguments
+    hyperparams: ClassVar[tuple[str, ...]]
+    #: whether sparse gradients are accepted (torch: SGD and Adagrad only)
+    sparse_ok: ClassVar[bool] = False
+    #: suffix for the sparse-gradient error, e.g. torch's hint to use SparseAdam
+    sparse_hint: ClassVar[str] = ""
+
+    def __init__(self, params: Iterable[Any], defaults: dict[str, Any]) -> None:
+        super().__init__(params, defaults)
+        if defaults.get("fused"):
+            if defaults.get("differentiable"):
+                raise RuntimeError("`fused` does not support `differentiable`")
+            if defaults.get("foreach"):
+                raise RuntimeError("`fused` and `foreach` cannot be `True` together.")
+        self._check_supported(defaults)
+
+    def _check_supported(self, group: dict[str, Any]) -> None:
+        """Refuse, by name, the torch flags this implementation cannot honour."""
+        for flag in ("capturable", "differentiable"):
+            if group.get(flag):
+                raise NotImplementedError(
+                    f"optimlab.optim.{type(self).__name__} does not implement {flag}=True; "
+                    f"use torch.optim.{type(self).__name__} for it"
+                )
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        # A state_dict saved by torch.optim may lack our keyword-only options (``fused`` on
+        # RMSprop/Adadelta): fill what is missing from this optimizer's own defaults.
+        super().__setstate__(state)
+        for group in self.param_groups:
+            for key, value in self.defaults.items():
+                group.setdefault(key, value)
+
+    # -- the table each algorithm fills in ---------------------------------------------------
+    def _init_state(self, p: Tensor, group: dict[str, Any]) -> dict[str, Any]:
+        """Create ``self.state[p]`` exactly as torch does (including ``step``) and return it."""
+        raise NotImplementedError
+
+    def _rule_kwargs(self, group: dict[str, Any]) -> dict[str, Any]:
+        """The hyperparameters passed to ``rule`` for this group (everything except ``step``)."""
+        kwargs = {name: group[name] for name in self.hyperparams}
+        kwargs["lr"] = to_scalar(kwargs["lr"])
+        return kwargs
+
+    # -- dispatch ----------------------------------------------------------------------------
+    @torch.no_grad()
+    def step(self, closure: Callable[[], Any] | None = None) -> Any:  # type: ignore[override]
+        """One optimization step; ``closure`` re-evaluates the model and returns the loss."""
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            self._check_supported(group)
+            params = [p for p in group["params"] if p.grad is not None]
+            if not self.sparse_ok and any(p.grad.is_sparse for p in params):
+                raise RuntimeError(
+                    f"{type(self).__name__} does not support sparse gradients{self.sparse_hint}"
+                )
+            if group.get("fused"):
+                # Imported here so the eager path never depends on the compiled one.
+                fused = importlib.import_module("optimlab.optim._fused")
+                fused.fused_step(self, group, params)
+            else:
+                self._eager_step(group, params)
+        return loss
+
+    def _eager_step(self, group: dict[str, Any], params: list[Tensor]) -> None:
+        """Apply ``rule`` to each parameter in turn, as torch's for-loop path does."""
+        kwargs = self._rule_kwargs(group)
+        for p in params:
+            state = self.state.get(p) or self._init_state(p, group)
+            step = 0.0
+            if "step" in state:
+                state["step"] += 1
+                step = state["step"].item()  # a Python float, like torch when not capturable
+            tensors = [state.get(key) for key in self.state_keys]
+            created = self.rule(p, p.grad, *tensors, step=step, **kwargs)
+            if created is not None:  # SGD creates its momentum buffer on the first step
+                self.state[p][self.state_keys[0]] = created
