@@ -1,0 +1,294 @@
+"""Run a comparison: the same model, data and batches under each optimizer, then the outputs.
+
+Controlled by construction: for each seed, every optimizer's model comes from
+``build_model(..., seed=seed)`` (the same initial weights) and ``fit(..., seed=seed)`` (the same
+batches in the same order), so only the optimizer differs. Everything the user gave is checked
+before anything is trained or written, so a mistake costs no time and leaves no results.json.
+
+Layout of the output folder::
+
+    comparison.json            config + store location + experiment id (what --resume reads)
+    checkpoints/<run>/seed<s>/ fit's checkpoint of each run (exact resume)
+    checkpoints/<run>/seed<s>/result.json  the finished run's record (skipped on resume)
+    results.json  history.csv  *.png  report.html
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from optimlab.errors import UserError
+from optimlab.lab import plots, report, results
+from optimlab.lab.config import CompareConfig
+from optimlab.lab.spec import (
+    Spec,
+    build_optimizer,
+    check_optimizer_spec,
+    check_scheduler_spec,
+    folder_names,
+    parse_spec,
+    unique_names,
+)
+from optimlab.lab.store import RunStore
+
+STATE_FILE = "comparison.json"
+
+
+@dataclass(frozen=True)
+class PlannedRun:
+    """One optimizer of the comparison: its spec, unique name and checkpoint folder name."""
+
+    spec: Spec
+    name: str
+    folder: str
+
+
+@dataclass
+class Comparison:
+    """What :func:`run_comparison` returns."""
+
+    out_dir: Path
+    config: CompareConfig
+    runs: list[dict[str, Any]]
+    rows: list[dict[str, Any]]
+    report_path: Path | None
+    experiment_id: int
+    interrupted: bool = False
+    plots: list[tuple[str, str]] = field(default_factory=list)
+
+
+def plan(config: CompareConfig) -> list[PlannedRun]:
+    """Parse and validate every optimizer spec (and the scheduler); name the runs."""
+    specs = [parse_spec(text) for text in config.optimizer]
+    for spec in specs:
+        check_optimizer_spec(spec)
+    if config.scheduler:
+        check_scheduler_spec(parse_spec(config.scheduler, kind="scheduler"))
+    names = unique_names([s.label for s in specs])
+    return [PlannedRun(s, n, f) for s, n, f in zip(specs, names, folder_names(names), strict=True)]
+
+
+def resolve_device(device: str) -> str:
+    """``auto`` → cuda when available, else cpu; ``cuda`` without CUDA is a user error."""
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise UserError("--device cuda: CUDA is not available on this machine; use cpu or auto")
+    if device not in ("cpu", "cuda"):
+        raise UserError(f"unknown device {device!r}; valid: auto, cpu, cuda")
+    return device
+
+
+def environment(device: str) -> dict[str, Any]:
+    """What produced the numbers: versions, device, host, git commit."""
+    import torch
+
+    import optimlab
+
+    try:
+        sha = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
+                             cwd=Path(__file__).parent, timeout=5).stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        sha = None
+    return {"optimlab": optimlab.__version__, "torch": torch.__version__,
+            "python": platform.python_version(), "platform": platform.platform(),
+            "device": device, "cuda": torch.version.cuda if device == "cuda" else None,
+            "threads": torch.get_num_threads(), "host": socket.gethostname(), "git_sha": sha}
+
+
+def run_config(config: CompareConfig, run: PlannedRun, seed: int) -> dict[str, Any]:
+    """What a run's checkpoint is verified against on resume (not paths, not device)."""
+    return {"dataset": config.dataset, "model": config.model, "optimizer": run.spec.text,
+            "seed": seed, "epochs": config.epochs, "batch_size": config.batch_size,
+            "scheduler": config.scheduler, "val_every": config.val_every,
+            "patience": config.patience, "min_delta": config.min_delta}
+
+
+def _load_state(out_dir: Path) -> dict[str, Any]:
+    path = out_dir / STATE_FILE
+    if not path.is_file():
+        raise UserError(f"--resume {out_dir}: no {STATE_FILE} there; not a comparison folder")
+    try:
+        state = json.loads(path.read_text())
+        CompareConfig.from_dict(state["config"], source=str(path))
+        return dict(state)
+    except (ValueError, KeyError, TypeError) as e:
+        raise UserError(f"--resume {out_dir}: {path} is damaged ({e})") from None
+
+
+def run_comparison(
+    config: CompareConfig,
+    *,
+    out_dir: str | Path | None = None,
+    store_path: str | Path | None = "runs/optimlab.sqlite",
+    resume: bool = False,
+    progress: bool = False,
+    log: Callable[[str], None] | None = None,
+) -> Comparison:
+    """Run (or, with ``resume=True``, continue) the comparison ``config`` describes.
+
+    ``out_dir`` defaults to ``runs/<YYYYmmdd-HHMMSS>-compare``; ``store_path`` None keeps no
+    store. ``log`` receives one line per run. Raises UserError for every mistake in the input.
+    """
+    from optimlab.data import load_dataset
+    from optimlab.models import build_model
+
+    say = log or (lambda _msg: None)
+    out = Path(out_dir) if out_dir is not None else Path("runs") / (
+        time.strftime("%Y%m%d-%H%M%S") + "-compare")
+    saved = _load_state(out) if resume else {}
+    planned = plan(config)
+    device = resolve_device(config.device)
+    seeds = list(range(config.seed, config.seed + config.seeds))
+    data = load_dataset(config.dataset, data_dir=config.data_dir, seed=seeds[0], device=device)
+    build_model(config.model, data.input_shape, data.num_outputs, seed=seeds[0])
+
+    out.mkdir(parents=True, exist_ok=True)
+    store = RunStore(store_path) if store_path is not None else None
+    exp_id = int(saved.get("experiment_id") or 0)
+    if store is not None and (not exp_id or saved.get("store") != str(Path(store_path or ""))):
+        exp_id = store.add_experiment(config.to_dict(), str(out))
+    results.write_json(out / STATE_FILE, {"config": config.to_dict(), "experiment_id": exp_id,
+                                          "store": None if store_path is None else
+                                          str(Path(store_path))})
+    runs: dict[tuple[str, int], dict[str, Any]] = {}
+    interrupted = False
+    try:
+        for seed in seeds:
+            if seed != seeds[0]:
+                data = load_dataset(config.dataset, data_dir=config.data_dir, seed=seed,
+                                    device=device)
+            for run in planned:
+                record = _one_run(config, run, seed, data, out, store, exp_id, resume,
+                                  progress, build_model)
+                runs[(run.name, seed)] = record
+                say(_run_line(record, len(runs), len(planned) * len(seeds)))
+                if record["status"] == "interrupted":
+                    interrupted = True
+                    break
+            if interrupted:
+                break
+    finally:
+        if store is not None:
+            store.close()
+    ordered = [runs[(r.name, s)] for r in planned for s in seeds if (r.name, s) in runs]
+    return _write_outputs(out, config, ordered, data, device, exp_id, interrupted, seeds)
+
+
+def resume_comparison(out_dir: str | Path, *, store_path: str | Path | None = None,
+                      progress: bool = False, log: Callable[[str], None] | None = None
+                      ) -> Comparison:
+    """Continue the comparison in ``out_dir`` from its saved config and checkpoints."""
+    out = Path(out_dir)
+    state = _load_state(out)
+    config = CompareConfig.from_dict(state["config"], source=str(out / STATE_FILE))
+    store = store_path if store_path is not None else state.get("store")
+    return run_comparison(config, out_dir=out, store_path=store, resume=True,
+                          progress=progress, log=log)
+
+
+def _run_line(record: dict[str, Any], i: int, n: int) -> str:
+    acc = record.get("test_accuracy")
+    score = f"test acc {100 * acc:.1f}%" if acc is not None else (
+        f"test loss {record['test_loss']:.4g}" if record.get("test_loss") is not None else "")
+    return (f"[{i}/{n}] {record['name']} seed {record['seed']}: {record['status']}, "
+            f"{record['epochs_run']} epochs, {score} ({record['wall_seconds']:.1f} s)")
+
+
+def _one_run(config: CompareConfig, run: PlannedRun, seed: int, data: Any, out: Path,
+             store: RunStore | None, exp_id: int, resume: bool, progress: bool,
+             build_model: Callable[..., Any]) -> dict[str, Any]:
+    """Train one optimizer on one seed (or load its finished record when resuming)."""
+    from optimlab.engine import EarlyStopping, evaluate, fit
+
+    ckpt = out / "checkpoints" / run.folder / f"seed{seed}"
+    done = ckpt / "result.json"
+    if resume and done.is_file():
+        return dict(json.loads(done.read_text()))
+    rc = run_config(config, run, seed)
+    run_id = None
+    if store is not None:
+        run_id = store.find_run(exp_id, run.name, seed) if resume else None
+        if run_id is not None:
+            store.reclaim_run(run_id)
+        else:
+            run_id = store.start_run(exp_id, name=run.name, optimizer=run.spec.name,
+                                     hparams=run.spec.hparams, seed=seed, config=rc)
+
+    def on_epoch_end(epoch: int, metrics: dict[str, Any]) -> None:
+        if store is not None and run_id is not None:
+            store.log_epoch(run_id, epoch, metrics)
+
+    model = build_model(config.model, data.input_shape, data.num_outputs, seed=seed)
+    model = model.to(data.train.x.device)
+    optimizer = build_optimizer(run.spec, model.parameters())
+    scheduler = parse_spec(config.scheduler, kind="scheduler") if config.scheduler else None
+    stopper = (EarlyStopping(config.patience, config.min_delta)
+               if config.patience is not None else None)
+    status = "interrupted"
+    try:
+        fitted = fit(model, optimizer, data, epochs=config.epochs, batch_size=config.batch_size,
+                     seed=seed, scheduler=None if scheduler is None else scheduler.name,
+                     scheduler_args=None if scheduler is None else dict(scheduler.hparams),
+                     val_every=config.val_every, early_stopping=stopper, progress=progress,
+                     checkpoint_dir=ckpt, resume=resume, config=rc, on_epoch_end=on_epoch_end)
+        status = fitted.status
+        test = evaluate(model, data.test, task=data.task)
+    finally:  # an exception or Ctrl-C leaves the run resumable: mark it so
+        if store is not None and run_id is not None and status == "interrupted":
+            store.finish_run(run_id, "interrupted")
+    history = fitted.history.to_dict()
+    record = {
+        "name": run.name, "optimizer": run.spec.name, "hparams": run.spec.hparams,
+        "spec": run.spec.text, "seed": seed, "status": fitted.status,
+        "epochs_run": fitted.epochs_run,
+        "history": {k: history.get(k, []) for k in (*results.HISTORY_KEYS, "wall_time")},
+        "test_loss": test.loss, "test_accuracy": test.accuracy,
+        "confusion_matrix": test.confusion_matrix, "wall_seconds": fitted.wall_seconds,
+        "checkpoint_dir": str(ckpt.relative_to(out)), "store_run_id": run_id,
+    }
+    if fitted.status != "interrupted":
+        results.write_json(done, record)
+    if store is not None and run_id is not None:
+        store.finish_run(run_id, fitted.status, wall_seconds=fitted.wall_seconds,
+                         result=results.json_safe({**{k: record[k] for k in (
+                             "test_loss", "test_accuracy", "confusion_matrix", "epochs_run",
+                             "spec")}, "task": data.task,
+                             "class_names": list(data.class_names)}))
+    return results.json_safe(record)
+
+
+def _write_outputs(out: Path, config: CompareConfig, runs: list[dict[str, Any]], data: Any,
+                   device: str, exp_id: int, interrupted: bool, seeds: list[int]) -> Comparison:
+    env = environment(device)
+    results.write_json(out / "results.json", {
+        "runs": runs, "config": config.to_dict(), "environment": env,
+        "experiment_id": exp_id, "interrupted": interrupted,
+        "class_names": list(data.class_names), "task": data.task,
+        "argv": sys.argv, "pid": os.getpid()})
+    results.write_history_csv(out / "history.csv", runs)
+    written = plots.write_plots(runs, out, task=data.task, class_names=data.class_names,
+                                seeds=len(seeds))
+    note = (f"{config.dataset} / {config.model}, {config.epochs} epochs, batch "
+            f"{config.batch_size}, seeds {seeds[0]}…{seeds[-1]}; every optimizer starts from "
+            "the same initial weights and sees the same batches.")
+    if interrupted:
+        note += " Interrupted: resume with --resume."
+    path = report.write_report(out, title=f"optimlab compare — {out.name}", runs=runs,
+                               config=config.to_dict(), environment=env, plots=written,
+                               note=note)
+    return Comparison(out_dir=out, config=config, runs=runs, rows=results.grouped_rows(runs),
+                      report_path=path, experiment_id=exp_id, interrupted=interrupted,
+                      plots=written)

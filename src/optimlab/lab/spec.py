@@ -1,0 +1,251 @@
+"""Optimizer and scheduler specs: ``name`` or ``name:key=value,...`` on the command line.
+
+A spec names a registered optimizer (``sgd``, ``adam``, …), or torch's own class with the
+``torch.`` prefix (``torch.Adam``, case-insensitive after the dot) for side-by-side checks, and
+sets hyperparameters. The text after ``:`` is split on commas at the top level only, so
+``adam:lr=1e-3,betas=(0.9,0.99)`` has two items. Values are Python literals read with
+:func:`ast.literal_eval` — never evaluated — plus ``true``/``false`` (any case) as booleans and
+bare words (``mode=max``) as strings.
+
+Mistakes raise :class:`~optimlab.errors.UserError` naming the bad part and the valid choices;
+an invalid value is reported with the optimizer's (or scheduler's) own message.
+"""
+
+from __future__ import annotations
+
+import ast
+import inspect
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from optimlab.errors import UserError
+
+TORCH_PREFIX = "torch."
+_BARE_WORD = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+@dataclass(frozen=True)
+class Spec:
+    """A parsed spec: the name as given, and the hyperparameters in the order written."""
+
+    name: str
+    hparams: dict[str, Any] = field(default_factory=dict)
+    text: str = ""
+
+    @property
+    def is_torch(self) -> bool:
+        """True for ``torch.<Name>``: torch.optim's own class rather than ours."""
+        return self.name.lower().startswith(TORCH_PREFIX)
+
+    @property
+    def label(self) -> str:
+        """A readable name: ``sgd`` or ``sgd(lr=0.01, momentum=0.9)``."""
+        if not self.hparams:
+            return self.name
+        items = ", ".join(f"{k}={_format_value(v)}" for k, v in self.hparams.items())
+        return f"{self.name}({items})"
+
+
+def _format_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return repr(value)
+
+
+def split_top_level(text: str) -> list[str]:
+    """Split ``text`` on commas that are not inside brackets or quotes."""
+    parts: list[str] = []
+    depth, quote, start = 0, "", 0
+    for i, ch in enumerate(text):
+        if quote:
+            if ch == quote:
+                quote = ""
+        elif ch in "'\"":
+            quote = ch
+        elif ch in "([{":
+            depth += 1
+        elif ch in ")]}":
+            depth -= 1
+            if depth < 0:
+                raise UserError(f"unbalanced {ch!r} in {text!r}")
+        elif ch == "," and depth == 0:
+            parts.append(text[start:i])
+            start = i + 1
+    if depth != 0 or quote:
+        raise UserError(f"unbalanced brackets or quotes in {text!r}")
+    parts.append(text[start:])
+    return parts
+
+
+def parse_value(text: str, *, key: str, spec: str) -> Any:
+    """A literal value; ``true``/``false`` are booleans and a bare word is a string."""
+    text = text.strip()
+    if text.lower() in ("true", "false"):
+        return text.lower() == "true"
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+        if _BARE_WORD.match(text):
+            return text
+        raise UserError(
+            f"invalid value {text!r} for {key!r} in {spec!r}: expected a literal such as "
+            "0.01, 1e-3, true, (0.9, 0.999)"
+        ) from None
+
+
+def parse_spec(text: str, *, kind: str = "optimizer") -> Spec:
+    """Parse ``name`` or ``name:key=value,...`` into a :class:`Spec` (names not checked here)."""
+    raw = text.strip()
+    name, sep, rest = raw.partition(":")
+    name = name.strip()
+    if not name:
+        raise UserError(f"empty {kind} name in spec {text!r}; expected name or name:key=value,...")
+    hparams: dict[str, Any] = {}
+    if sep and rest.strip():
+        for item in split_top_level(rest):
+            key, eq, value = item.partition("=")
+            key = key.strip()
+            if not eq or not key.isidentifier():
+                raise UserError(
+                    f"bad item {item.strip()!r} in {kind} spec {text!r}; expected key=value"
+                )
+            if key in hparams:
+                raise UserError(f"{key!r} given twice in {kind} spec {text!r}")
+            hparams[key] = parse_value(value, key=key, spec=text)
+    return Spec(name=name, hparams=hparams, text=raw)
+
+
+def _torch_classes() -> dict[str, type]:
+    import torch
+
+    return {
+        n.lower(): c
+        for n, c in vars(torch.optim).items()
+        if isinstance(c, type) and issubclass(c, torch.optim.Optimizer) and c is not
+        torch.optim.Optimizer
+    }
+
+
+def _our_classes() -> dict[str, type]:
+    import torch
+
+    from optimlab import optim
+
+    found = {
+        n.lower(): c
+        for n, c in vars(optim).items()
+        if isinstance(c, type) and issubclass(c, torch.optim.Optimizer)
+    }
+    return {n: found[n] for n in optim.available() if n in found}
+
+
+def valid_optimizer_names() -> list[str]:
+    """Every name a spec may use: ours, then ``torch.<Name>`` for torch.optim's classes."""
+    from optimlab import optim
+
+    torch_names = sorted(f"{TORCH_PREFIX}{c.__name__}" for c in _torch_classes().values())
+    return list(optim.available()) + torch_names
+
+
+def optimizer_class(spec: Spec) -> type | None:
+    """The class a spec names, or None when only the factory knows it."""
+    if spec.is_torch:
+        return _torch_classes().get(spec.name[len(TORCH_PREFIX):].lower())
+    return _our_classes().get(spec.name.lower())
+
+
+def check_optimizer_name(spec: Spec) -> None:
+    """Raise UserError when the spec names no known optimizer."""
+    from optimlab import optim
+
+    known = spec.name.lower() in optim.available() if not spec.is_torch else (
+        optimizer_class(spec) is not None
+    )
+    if not known:
+        raise UserError(
+            f"unknown optimizer {spec.name!r}; valid: {', '.join(valid_optimizer_names())}"
+        )
+
+
+def build_optimizer(spec: Spec, params: Any) -> Any:
+    """Construct the optimizer a spec names over ``params``.
+
+    Unknown names and hyperparameters become UserError listing the valid ones; an invalid
+    value becomes UserError carrying the optimizer's own ValueError/TypeError message.
+    """
+    check_optimizer_name(spec)
+    cls = optimizer_class(spec)
+    if cls is not None:
+        accepted = [
+            p for p in inspect.signature(cls).parameters
+            if p not in ("self", "params")
+        ]
+        unknown = [k for k in spec.hparams if k not in accepted]
+        if unknown:
+            raise UserError(
+                f"unknown hyperparameter {unknown[0]!r} for optimizer {spec.name!r}; "
+                f"valid: {', '.join(accepted)}"
+            )
+    try:
+        if spec.is_torch:
+            assert cls is not None
+            return cls(params, **spec.hparams)
+        from optimlab import optim
+
+        return optim.create(spec.name.lower(), params, **spec.hparams)
+    except (ValueError, TypeError) as e:
+        raise UserError(f"invalid {spec.text or spec.name!r}: {e}") from None
+
+
+def check_optimizer_spec(spec: Spec) -> None:
+    """Validate a spec up front by building it over one throwaway parameter."""
+    import torch
+
+    build_optimizer(spec, [torch.nn.Parameter(torch.zeros(1))])
+
+
+def check_scheduler_spec(spec: Spec) -> None:
+    """Validate a scheduler spec up front on a throwaway optimizer (UserError from ENGINE)."""
+    import torch
+
+    from optimlab.schedules import create_scheduler
+
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
+    try:
+        create_scheduler(spec.name, opt, **spec.hparams)
+    except UserError:
+        raise
+    except (ValueError, TypeError) as e:
+        raise UserError(f"invalid scheduler {spec.text or spec.name!r}: {e}") from None
+
+
+def unique_names(labels: list[str]) -> list[str]:
+    """Make labels unique (``adam``, ``adam#2``) so runs can be told apart."""
+    seen: dict[str, int] = {}
+    out: list[str] = []
+    for label in labels:
+        seen[label] = seen.get(label, 0) + 1
+        out.append(label if seen[label] == 1 else f"{label}#{seen[label]}")
+    return out
+
+
+def folder_name(name: str) -> str:
+    """A run name made safe as a folder name (keeps letters, digits, ``.=-_``)."""
+    safe = re.sub(r"[^A-Za-z0-9.=_-]+", "_", name).strip("_.")
+    return safe or "run"
+
+
+def folder_names(names: list[str]) -> list[str]:
+    """Sanitised, unique folder names in the order of ``names``."""
+    out: list[str] = []
+    used: set[str] = set()
+    for name in names:
+        base = folder_name(name)
+        candidate, i = base, 1
+        while candidate in used:
+            i += 1
+            candidate = f"{base}-{i}"
+        used.add(candidate)
+        out.append(candidate)
+    return out
