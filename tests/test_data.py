@@ -1,0 +1,154 @@
+"""Datasets: bundled ones, user tensors, torchvision raw formats written in tmp_path, batching."""
+
+from __future__ import annotations
+
+import gzip
+import pickle
+import struct
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from sklearn.datasets import load_digits
+
+from optimlab.data import (
+    DATASET_NAMES,
+    DatasetUnavailable,
+    Split,
+    device_batches,
+    from_tensors,
+    load_dataset,
+)
+from optimlab.errors import UserError
+
+
+def test_digits_split_sizes_normalisation_and_coverage():
+    d = load_dataset("digits", seed=0)
+    assert (len(d.train), len(d.val), len(d.test)) == (1079, 359, 359)
+    assert d.input_shape == (1, 8, 8) and d.num_outputs == 10 and d.task == "classification"
+    assert d.class_names == tuple(str(i) for i in range(10))
+    x = torch.cat([d.train.x, d.val.x, d.test.x])
+    y = torch.cat([d.train.y, d.val.y, d.test.y])
+    assert x.dtype == torch.float32 and x.min() == 0 and x.max() == 1
+    ref = load_digits()
+    # the three splits are a permutation of the whole set: same class counts, same pixel sum
+    assert torch.equal(torch.bincount(y), torch.from_numpy(np.bincount(ref.target)))
+    assert x.double().sum().item() == pytest.approx(ref.images.sum() / 16.0)
+
+
+def test_split_is_seeded():
+    a, b, c = (load_dataset("digits", seed=s) for s in (0, 0, 1))
+    assert torch.equal(a.train.x, b.train.x) and torch.equal(a.test.y, b.test.y)
+    assert not torch.equal(a.train.y, c.train.y)
+
+
+def test_line_matches_seed_001_recipe():
+    d = load_dataset("line", seed=3)
+    x = torch.cat([d.train.x, d.val.x, d.test.x]).squeeze(1)
+    y = torch.cat([d.train.y, d.val.y, d.test.y]).squeeze(1)
+    order = torch.argsort(x)
+    assert torch.allclose(x[order], torch.arange(-5.0, 5.0, 0.1))
+    noise = torch.randn(100, generator=torch.Generator().manual_seed(3))
+    assert torch.allclose(y[order], -5 * x[order] + 1 + 0.4 * noise)
+    assert d.task == "regression" and d.num_outputs == 1 and d.class_names == ()
+
+
+def test_from_tensors_infers_task_and_fractions():
+    x = torch.randn(100, 3)
+    d = from_tensors(x, torch.arange(100) % 4, val_fraction=0.1, test_fraction=0.2)
+    assert d.task == "classification" and d.num_outputs == 4
+    assert (len(d.train), len(d.val), len(d.test)) == (70, 10, 20)
+    r = from_tensors(x, torch.randn(100))
+    assert r.task == "regression" and r.train.y.shape[1] == 1 and r.input_shape == (3,)
+    with pytest.raises(UserError, match="same number of examples"):
+        from_tensors(x, torch.zeros(99))
+    with pytest.raises(UserError, match="val_fraction"):
+        from_tensors(x, torch.zeros(100), val_fraction=1.5)
+    with pytest.raises(UserError, match="no training"):
+        from_tensors(x, torch.zeros(100), val_fraction=0.5, test_fraction=0.5)
+
+
+def test_device_batches_follow_a_seeded_randperm():
+    split = Split(torch.arange(10.0).unsqueeze(1), torch.arange(10))
+    batches = list(device_batches(split, 4, torch.Generator().manual_seed(7)))
+    assert [len(y) for _, y in batches] == [4, 4, 2]
+    expected = torch.randperm(10, generator=torch.Generator().manual_seed(7))
+    assert torch.equal(torch.cat([y for _, y in batches]), expected)
+    assert torch.equal(torch.cat([x for x, _ in batches]).squeeze(1), expected.float())
+    gen = torch.Generator().manual_seed(7)
+    first = torch.cat([y for _, y in device_batches(split, 3, gen)])
+    second = torch.cat([y for _, y in device_batches(split, 3, gen)])
+    assert torch.equal(first, expected) and not torch.equal(first, second)
+    with pytest.raises(UserError, match="batch_size"):
+        next(device_batches(split, 0, gen))
+
+
+def test_unknown_and_missing_datasets(tmp_path):
+    with pytest.raises(DatasetUnavailable, match="valid: " + ", ".join(DATASET_NAMES)):
+        load_dataset("imagenet")
+    for name, file in (("mnist", "train-images-idx3-ubyte"), ("fashion-mnist", "t10k-labels"),
+                       ("cifar10", "data_batch_1")):
+        with pytest.raises(DatasetUnavailable) as e:
+            load_dataset(name, data_dir=tmp_path)
+        msg = str(e.value)
+        assert name in msg and str(tmp_path) in msg and file in msg and "'digits'" in msg
+
+
+def test_default_data_dir_from_env(tmp_path, monkeypatch):
+    monkeypatch.setenv("OPTIMLAB_DATA", str(tmp_path / "here"))
+    with pytest.raises(DatasetUnavailable, match=str(tmp_path / "here")):
+        load_dataset("mnist")
+
+
+def _write_idx(path: Path, array: np.ndarray, compress: bool) -> None:
+    header = struct.pack(">I", 0x0800 | array.ndim) + b"".join(
+        struct.pack(">I", s) for s in array.shape)
+    payload = header + array.astype(np.uint8).tobytes()
+    if compress:
+        path = path.with_name(path.name + ".gz")
+        payload = gzip.compress(payload)
+    path.write_bytes(payload)
+
+
+@pytest.mark.parametrize("name,folder", [("mnist", "MNIST"), ("fashion-mnist", "FashionMNIST")])
+def test_mnist_family_from_idx_files(tmp_path, name, folder):
+    raw = tmp_path / folder / "raw"
+    raw.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    images = {"train": rng.integers(0, 256, (12, 28, 28)),
+              "t10k": rng.integers(0, 256, (10, 28, 28))}
+    labels = {"train": np.arange(12) % 10, "t10k": np.arange(10)}
+    for part in ("train", "t10k"):  # train files gzipped (as distributed), test files plain
+        _write_idx(raw / f"{part}-images-idx3-ubyte", images[part], compress=part == "train")
+        _write_idx(raw / f"{part}-labels-idx1-ubyte", labels[part], compress=part == "train")
+    d = load_dataset(name, data_dir=tmp_path, seed=1)
+    assert (len(d.train), len(d.val), len(d.test)) == (12, 5, 5)
+    assert d.input_shape == (1, 28, 28) and d.num_outputs == 10
+    assert torch.allclose(d.train.x[:, 0], torch.from_numpy(images["train"]).float() / 255)
+    assert torch.equal(d.train.y, torch.from_numpy(labels["train"]))
+    order = torch.randperm(10, generator=torch.Generator().manual_seed(1))
+    assert torch.equal(d.val.y, order[:5]) and torch.equal(d.test.y, order[5:])
+    assert torch.allclose(d.test.x[:, 0], torch.from_numpy(images["t10k"][order[5:]]).float() / 255)
+
+
+def test_cifar10_from_pickled_batches(tmp_path):
+    folder = tmp_path / "cifar-10-batches-py"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    batches = {}
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        batches[name] = {"data": rng.integers(0, 256, (4, 3072)).astype(np.uint8),
+                         "labels": list(rng.integers(0, 10, 4))}
+        (folder / name).write_bytes(pickle.dumps(batches[name]))
+    names = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship",
+             "truck"]
+    (folder / "batches.meta").write_bytes(pickle.dumps({"label_names": names}))
+    d = load_dataset("cifar10", data_dir=tmp_path)
+    assert (len(d.train), len(d.val), len(d.test)) == (20, 2, 2)
+    assert d.input_shape == (3, 32, 32) and d.class_names == tuple(names)
+    first = batches["data_batch_1"]["data"][0]  # 1024 red, 1024 green, 1024 blue, row-major
+    expected = torch.from_numpy(first.reshape(3, 32, 32)).float() / 255 * 2 - 1
+    assert torch.allclose(d.train.x[0], expected, atol=1e-6)
+    assert d.train.y.tolist() == [int(v) for i in range(1, 6)
+                                  for v in batches[f"data_batch_{i}"]["labels"]]

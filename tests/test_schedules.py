@@ -1,0 +1,60 @@
+"""Schedulers by name: golden learning-rate lists and clear errors."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from optimlab.errors import UserError
+from optimlab.schedules import create_scheduler, scheduler_names
+
+
+def _lrs(name: str, epochs: int, **kwargs) -> list[float]:
+    opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)
+    sched = create_scheduler(name, opt, **kwargs)
+    out = []
+    for _ in range(epochs):
+        out.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    return out
+
+
+_C = 0.5 * math.cos(math.pi / 4)  # cosine annealing: η_t = ½(1 + cos(π t / T_max))
+GOLDEN = [
+    ("StepLR", {"step_size": 2, "gamma": 0.5}, [1.0, 1.0, 0.5, 0.5, 0.25, 0.25]),
+    ("multistep", {"milestones": [1, 4], "gamma": 0.1}, [1.0, 0.1, 0.1, 0.1, 0.01, 0.01]),
+    ("exponential", {"gamma": 0.5}, [1.0, 0.5, 0.25, 0.125, 0.0625, 0.03125]),
+    ("cosine", {"T_max": 4}, [1.0, 0.5 + _C, 0.5, 0.5 - _C, 0.0, 0.5 - _C]),
+    ("linearlr", {"start_factor": 0.5, "total_iters": 2}, [0.5, 0.75, 1.0, 1.0, 1.0, 1.0]),
+]
+
+
+@pytest.mark.parametrize("name,kwargs,expected", GOLDEN)
+def test_golden_lists(name, kwargs, expected):
+    assert _lrs(name, 6, **kwargs) == pytest.approx(expected, abs=1e-12)
+
+
+def test_names_case_insensitive_and_aliases():
+    names = scheduler_names()
+    assert {"steplr", "reducelronplateau", "plateau", "onecyclelr"} <= set(names)
+    assert "sequentiallr" not in names and "lrscheduler" not in names
+    opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)
+    plateau = create_scheduler("plateau", opt, factor=0.1, patience=7)
+    assert isinstance(plateau, torch.optim.lr_scheduler.ReduceLROnPlateau)
+    assert isinstance(create_scheduler("ReduceLROnPlateau", opt),
+                      torch.optim.lr_scheduler.ReduceLROnPlateau)
+
+
+def test_errors_name_the_problem():
+    opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)
+    with pytest.raises(UserError, match="unknown scheduler 'warp'; valid: .*steplr"):
+        create_scheduler("warp", opt)
+    with pytest.raises(UserError, match="unknown argument 'stepsize' for scheduler StepLR"):
+        create_scheduler("steplr", opt, stepsize=3)
+    with pytest.raises(UserError, match="StepLR.*step_size"):
+        create_scheduler("steplr", opt)
+    with pytest.raises(UserError, match="ReduceLROnPlateau.*bad argument"):
+        create_scheduler("plateau", opt, factor=2.0)
