@@ -1,0 +1,211 @@
+"""Median optimizer step time: optimlab.optim (eager and fused) against torch.optim.
+
+For each algorithm and parameter layout, every variant gets the same parameters and gradients
+and is timed step by step, round-robin, in one process (so a noisy neighbour slows all of them
+alike). Printed per row: the median step in ms, the ratio to torch's for-loop, to torch's fused
+(where torch has one) and to torch's best, and the effective bandwidth — the bytes the
+algorithm must read and write per step (parameter, gradient and state) over the median time.
+
+The one-time compile cost of ``fused=True`` is measured separately, in fresh processes: first
+with an empty inductor cache (the cold cost), then again with the cache that run left behind
+(what every later process pays).
+
+    python benchmarks/optim_step.py                       # everything, a few minutes
+    python benchmarks/optim_step.py --algos adam,sgd --layouts 16M --repeats 15
+    python benchmarks/optim_step.py --quick               # fewer repeats, no compile runs
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+
+import optimlab.optim as ours
+
+#: (number of tensors, elements each)
+LAYOUTS = {"16M": (1, 16_000_000), "160x100k": (160, 100_000), "4000x4k": (4000, 4096)}
+
+#: torch class name, hyperparameters, state tensors per element, torch has fused=True
+ALGOS: dict[str, tuple[str, dict[str, object], int, bool]] = {
+    "sgd": ("SGD", {"lr": 0.01, "momentum": 0.9}, 1, True),
+    "adagrad": ("Adagrad", {"lr": 0.01}, 1, True),
+    "rmsprop": ("RMSprop", {"lr": 0.01}, 1, False),
+    "adam": ("Adam", {"lr": 1e-3}, 2, True),
+    "adamw": ("AdamW", {"lr": 1e-3}, 2, True),
+    "adadelta": ("Adadelta", {"lr": 1.0}, 2, False),
+}
+
+
+@dataclass
+class Row:
+    algo: str
+    layout: str
+    variant: str
+    median_ms: float
+    gbps: float
+
+
+def bytes_per_step(algo: str, numel: int, itemsize: int = 4) -> int:
+    """Bytes an ideal kernel moves: read+write param and each state tensor, read grad."""
+    n_state = ALGOS[algo][2]
+    return numel * itemsize * (2 + 1 + 2 * n_state)
+
+
+def make_params(layout: str, seed: int = 0) -> list[torch.nn.Parameter]:
+    count, size = LAYOUTS[layout]
+    gen = torch.Generator().manual_seed(seed)
+    params = []
+    for _ in range(count):
+        p = torch.nn.Parameter(torch.randn(size, generator=gen))
+        p.grad = torch.randn(size, generator=gen)
+        params.append(p)
+    return params
+
+
+def variants(algo: str) -> dict[str, Callable[[list[torch.nn.Parameter]], torch.optim.Optimizer]]:
+    name, hp, _, torch_fused = ALGOS[algo]
+    torch_cls = getattr(torch.optim, name)
+    out: dict[str, Callable[[list[torch.nn.Parameter]], torch.optim.Optimizer]] = {
+        "torch loop": lambda ps: torch_cls(ps, foreach=False, **hp),
+        "torch foreach": lambda ps: torch_cls(ps, foreach=True, **hp),
+    }
+    if torch_fused:
+        out["torch fused"] = lambda ps: torch_cls(ps, fused=True, **hp)
+    if algo in ours.available():
+        out["ours default"] = lambda ps: ours.create(algo, ps, **hp)
+        out["ours fused"] = lambda ps: ours.create(algo, ps, fused=True, **hp)
+    return out
+
+
+def time_layout(algo: str, layout: str, repeats: int, warmup: int) -> list[Row]:
+    """Median step time of every variant on one layout, timed round-robin."""
+    builders = variants(algo)
+    opts = {}
+    for label, build in builders.items():
+        params = make_params(layout)
+        opts[label] = build(params)
+        for _ in range(warmup):  # includes the compile of ours fused
+            opts[label].step()
+    times: dict[str, list[float]] = {label: [] for label in opts}
+    for _ in range(repeats):
+        for label, opt in opts.items():
+            start = time.perf_counter()
+            opt.step()
+            times[label].append(time.perf_counter() - start)
+    count, size = LAYOUTS[layout]
+    nbytes = bytes_per_step(algo, count * size)
+    rows = []
+    for label, ts in times.items():
+        med = statistics.median(ts)
+        rows.append(Row(algo, layout, label, med * 1e3, nbytes / med / 1e9))
+    del opts
+    gc.collect()
+    return rows
+
+
+def print_table(rows: list[Row]) -> None:
+    print(
+        f"{'algo':9} {'layout':9} {'variant':14} {'median ms':>10} {'GB/s':>6} "
+        f"{'/loop':>6} {'/fused':>7} {'/best':>6}"
+    )
+    for (algo, layout), group in _grouped(rows).items():
+        by = {r.variant: r.median_ms for r in group}
+        torch_best = min(v for k, v in by.items() if k.startswith("torch"))
+        for r in group:
+            fused = by.get("torch fused")
+            rel_fused = f"{r.median_ms / fused:7.2f}" if fused else f"{'-':>7}"
+            print(
+                f"{algo:9} {layout:9} {r.variant:14} {r.median_ms:10.2f} {r.gbps:6.1f} "
+                f"{r.median_ms / by['torch loop']:6.2f} {rel_fused} "
+                f"{r.median_ms / torch_best:6.2f}"
+            )
+        print()
+
+
+def _grouped(rows: list[Row]) -> dict[tuple[str, str], list[Row]]:
+    out: dict[tuple[str, str], list[Row]] = {}
+    for r in rows:
+        out.setdefault((r.algo, r.layout), []).append(r)
+    return out
+
+
+# -- one-time compile cost, in fresh processes --------------------------------------------------
+def first_steps(algos: list[str]) -> dict[str, float]:
+    """Seconds of the first ``fused=True`` step of each algorithm (run in a child process)."""
+    out = {}
+    for algo in algos:
+        _, hp, _, _ = ALGOS[algo]
+        params = make_params("160x100k")
+        opt = ours.create(algo, params, fused=True, **hp)
+        start = time.perf_counter()
+        opt.step()
+        out[algo] = time.perf_counter() - start
+    return out
+
+
+def compile_costs(algos: list[str]) -> None:
+    """Run :func:`first_steps` twice in fresh processes sharing a new, empty inductor cache."""
+    algos = [a for a in algos if a in ours.available()]
+    if not algos:
+        return
+    with tempfile.TemporaryDirectory(prefix="optimlab-bench-cache-") as cache:
+        env = dict(os.environ, TORCHINDUCTOR_CACHE_DIR=cache)
+        runs = []
+        for _ in ("cold", "warm"):
+            cmd = [sys.executable, __file__, "--first-steps", ",".join(algos)]
+            done = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True)
+            runs.append(json.loads(done.stdout.strip().splitlines()[-1]))
+    print("one-time cost of fused=True (first step, fresh process, 160x100k):")
+    print(f"{'algo':9} {'empty cache s':>14} {'warm cache s':>13}")
+    for algo in algos:
+        print(f"{algo:9} {runs[0][algo]:14.2f} {runs[1][algo]:13.2f}")
+    print("(the first algorithm of a process also pays inductor's own start-up)")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--algos", default=",".join(ALGOS), help="comma-separated names")
+    parser.add_argument("--layouts", default=",".join(LAYOUTS), help="comma-separated layouts")
+    parser.add_argument("--repeats", type=int, default=9, help="timed steps per variant")
+    parser.add_argument("--warmup", type=int, default=2, help="untimed steps per variant")
+    parser.add_argument("--quick", action="store_true", help="3 repeats, no compile runs")
+    parser.add_argument("--first-steps", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.first_steps:
+        print(json.dumps(first_steps(args.first_steps.split(","))))
+        return
+    algos = [a for a in args.algos.split(",") if a]
+    layouts = [name for name in args.layouts.split(",") if name]
+    for name in algos:
+        if name not in ALGOS:
+            parser.error(f"unknown algorithm {name!r}; valid: {', '.join(ALGOS)}")
+    for name in layouts:
+        if name not in LAYOUTS:
+            parser.error(f"unknown layout {name!r}; valid: {', '.join(LAYOUTS)}")
+    repeats = 3 if args.quick else args.repeats
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, fp32 on CPU")
+    missing = [a for a in algos if a not in ours.available()]
+    if missing:
+        print(f"not in optimlab.optim yet (torch only): {', '.join(missing)}")
+    rows = []
+    for algo in algos:
+        for layout in layouts:
+            rows.extend(time_layout(algo, layout, repeats, args.warmup))
+    print_table(rows)
+    if not args.quick:
+        compile_costs(algos)
+
+
+if __name__ == "__main__":
+    main()
