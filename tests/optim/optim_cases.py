@@ -1,0 +1,214 @@
+"""The table of optimizers under test and the parity harness every optim test shares.
+
+Each :class:`Algo` pairs an optimlab class with its torch.optim reference and torch's own
+sample inputs (``torch.testing._internal.common_optimizers``). :func:`run_parity` trains the
+two side by side on the same gradients and reports the first difference, bit for bit.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+import torch
+from torch.testing._internal import common_optimizers as co
+
+import optimlab.optim as oo
+
+
+@dataclass(frozen=True)
+class Algo:
+    name: str  # registry name
+    ours: type[torch.optim.Optimizer]
+    theirs: type[torch.optim.Optimizer]
+    inputs: Callable[..., list[Any]]  # torch's optim_inputs_func_<algo>
+    error_inputs: Callable[..., list[Any]]  # torch's optim_error_inputs_func_<algo>
+
+    def __str__(self) -> str:
+        return self.name
+
+
+ALGOS = (
+    Algo("sgd", oo.SGD, torch.optim.SGD, co.optim_inputs_func_sgd, co.optim_error_inputs_func_sgd),
+    Algo(
+        "adagrad",
+        oo.Adagrad,
+        torch.optim.Adagrad,
+        co.optim_inputs_func_adagrad,
+        co.optim_error_inputs_func_adagrad,
+    ),
+    Algo(
+        "rmsprop",
+        oo.RMSprop,
+        torch.optim.RMSprop,
+        co.optim_inputs_func_rmsprop,
+        co.optim_error_inputs_func_rmsprop,
+    ),
+    Algo(
+        "adam",
+        oo.Adam,
+        torch.optim.Adam,
+        co.optim_inputs_func_adam,
+        co.optim_error_inputs_func_adam,
+    ),
+    Algo(
+        "adamw",
+        oo.AdamW,
+        torch.optim.AdamW,
+        co.optim_inputs_func_adamw,
+        co.optim_error_inputs_func_adamw,
+    ),
+    Algo(
+        "adadelta",
+        oo.Adadelta,
+        torch.optim.Adadelta,
+        co.optim_inputs_func_adadelta,
+        co.optim_error_inputs_func_adadelta,
+    ),
+)
+BY_NAME = {a.name: a for a in ALGOS}
+
+# Flags we do not honour: an input using them is skipped, with the reason in its test id.
+UNHONOURED = ("capturable", "differentiable")
+
+
+def _slug(text: str) -> str:
+    return "-".join(text.replace(",", " ").split()) or "default"
+
+
+def torch_input_params() -> list[Any]:
+    """One pytest.param per (algorithm, torch sample input), CPU and CUDA-only ones alike.
+
+    An input torch only offers on CUDA, or one using a flag we don't honour, is kept and
+    marked skip with the reason in its id, so nothing is dropped silently.
+    """
+    out = []
+    for algo in ALGOS:
+        cpu = algo.inputs("cpu")
+        cpu_descs = {i.desc for i in cpu}
+        cuda_only = [i for i in algo.inputs("cuda") if i.desc not in cpu_descs]
+        for inp in cpu + cuda_only:
+            flags = [f for f in UNHONOURED if inp.kwargs.get(f)]
+            reason = None
+            if inp in cuda_only:
+                reason = "cuda-only input"
+            if flags:
+                reason = f"{'+'.join(flags)} not honoured" + (" (cuda-only)" if reason else "")
+            pid = f"{algo.name}-{_slug(inp.desc)}"
+            marks = ()
+            if reason:
+                pid += f"-SKIP[{_slug(reason)}]"
+                marks = (pytest.mark.skip(reason=reason),)
+            out.append(pytest.param(algo, dict(inp.kwargs), id=pid, marks=marks))
+    return out
+
+
+def default_lr(cls: type) -> float:
+    return float(inspect.signature(cls).parameters["lr"].default)
+
+
+def make_params(dtype: torch.dtype, seed: int = 0) -> list[torch.Tensor]:
+    """Leaf tensors covering the layouts torch handles specially.
+
+    Index 3 never gets a gradient; index 4 always gets zeros.
+    """
+    gen = torch.Generator().manual_seed(seed)
+
+    def randn(*shape: int) -> torch.Tensor:
+        return torch.randn(*shape, dtype=dtype, generator=gen)
+
+    tensors = [
+        randn(4, 5),  # contiguous
+        randn(5, 4).t(),  # non-contiguous, dense (state keeps the strides)
+        randn(6, 8)[:, ::2],  # non-contiguous with gaps
+        randn(3),  # grad is always None: skipped, no state
+        randn(2, 3),  # zero gradients
+        randn(()),  # 0-dim
+    ]
+    return [t.requires_grad_() for t in tensors]
+
+
+NO_GRAD, ZERO_GRAD = 3, 4
+
+
+def make_groups(params: list[torch.Tensor], kwargs: dict[str, Any], cls: type) -> list[dict]:
+    """Two param groups; the second has its own (float) learning rate."""
+    lr = kwargs.get("lr", default_lr(cls))
+    return [{"params": params[:3]}, {"params": params[3:], "lr": 0.5 * float(lr)}]
+
+
+def make_grads(params: list[torch.Tensor], gen: torch.Generator) -> list[torch.Tensor | None]:
+    grads: list[torch.Tensor | None] = []
+    for i, p in enumerate(params):
+        if i == NO_GRAD:
+            grads.append(None)
+        elif i == ZERO_GRAD:
+            grads.append(torch.zeros_like(p))
+        else:
+            grads.append(torch.randn(p.shape, dtype=p.dtype, generator=gen))
+    return grads
+
+
+def set_grads(params: list[torch.Tensor], grads: list[torch.Tensor | None]) -> None:
+    for p, g in zip(params, grads, strict=True):
+        p.grad = None if g is None else g.clone()
+
+
+def diff_states(ours: torch.optim.Optimizer, theirs: torch.optim.Optimizer) -> str | None:
+    """The first difference between two optimizers' per-parameter state, or None."""
+    a, b = ours.state_dict()["state"], theirs.state_dict()["state"]
+    if a.keys() != b.keys():
+        return f"state entries differ: {sorted(a)} vs {sorted(b)}"
+    for idx in a:
+        if a[idx].keys() != b[idx].keys():
+            return f"param {idx}: state keys {sorted(a[idx])} vs {sorted(b[idx])}"
+        for key, x in a[idx].items():
+            y = b[idx][key]
+            if x.dtype != y.dtype or x.device != y.device or x.stride() != y.stride():
+                return f"param {idx} {key}: {x.dtype}/{x.stride()} vs {y.dtype}/{y.stride()}"
+            if not torch.equal(x, y):
+                return f"param {idx} {key}: values differ"
+    return None
+
+
+def step_both(
+    pairs: list[tuple[torch.optim.Optimizer, list[torch.Tensor]]],
+    steps: int,
+    gen: torch.Generator,
+) -> str | None:
+    """Step each (optimizer, params) on the same gradients; first param difference or None.
+
+    With a single pair this just trains it; with two it compares them after every step.
+    """
+    reference = pairs[0][1]
+    for t in range(1, steps + 1):
+        grads = make_grads(reference, gen)
+        for opt, params in pairs:
+            set_grads(params, grads)
+            opt.step()
+            for p, g in zip(params, grads, strict=True):  # the rule must never touch grad
+                if g is not None and not torch.equal(p.grad, g):
+                    return f"step {t}: {type(opt).__module__} modified a gradient"
+        for i, (a, b) in enumerate(zip(pairs[0][1], pairs[-1][1], strict=True)):
+            if not torch.equal(a, b):
+                return f"step {t}: param {i} differs"
+    return None
+
+
+def run_parity(
+    algo: Algo,
+    kwargs: dict[str, Any],
+    dtype: torch.dtype,
+    steps: int = 200,
+    ours_kwargs: dict[str, Any] | None = None,
+) -> str | None:
+    """Train ours and torch's (foreach=False) side by side: the first difference, or None."""
+    ours_p, theirs_p = make_params(dtype), make_params(dtype)
+    ours = algo.ours(make_groups(ours_p, kwargs, algo.ours), **kwargs, **(ours_kwargs or {}))
+    theirs = algo.theirs(make_groups(theirs_p, kwargs, algo.theirs), **kwargs, foreach=False)
+    gen = torch.Generator().manual_seed(1)
+    problem = step_both([(ours, ours_p), (theirs, theirs_p)], steps, gen)
+    return problem or diff_states(ours, theirs)

@@ -1,0 +1,251 @@
+"""The torch.optim API: signatures, defaults, errors (torch's own error inputs), registry, hooks."""
+
+from __future__ import annotations
+
+import inspect
+import re
+import sys
+import types
+
+import pytest
+import torch
+from optim_cases import ALGOS, BY_NAME, UNHONOURED, _slug, make_params, step_both
+from torch.testing._internal.common_optimizers import OptimizerErrorEnum
+
+import optimlab.optim as oo
+from optimlab.errors import UserError
+
+# Keyword-only options ours adds where torch has none.
+ADDED = {"rmsprop": ["fused"], "adadelta": ["fused"]}
+
+
+def _shape(cls):
+    return [(p.name, p.kind, p.default) for p in inspect.signature(cls).parameters.values()]
+
+
+@pytest.mark.parametrize("algo", ALGOS, ids=str)
+def test_signature_matches_torch(algo):
+    """Same names, order, defaults and kinds; additions only as trailing keyword-only ones."""
+    ours, theirs = _shape(algo.ours), _shape(algo.theirs)
+    assert ours[: len(theirs)] == theirs
+    added = ours[len(theirs) :]
+    assert [name for name, _, _ in added] == ADDED.get(algo.name, [])
+    assert all(kind is inspect.Parameter.KEYWORD_ONLY and d is None for _, kind, d in added)
+
+
+@pytest.mark.parametrize("algo", ALGOS, ids=str)
+def test_defaults_match_torch(algo):
+    ours = algo.ours(make_params(torch.float32)).defaults
+    theirs = algo.theirs(make_params(torch.float32)).defaults
+    assert {k: v for k, v in ours.items() if k not in ADDED.get(algo.name, [])} == theirs
+
+
+def _error_params():
+    """torch's error inputs for each algorithm: the CPU ones, plus the CUDA-only ones when a
+    GPU can build them (else one visible skip per algorithm)."""
+    out = []
+    for algo in ALGOS:
+        cpu = algo.error_inputs("cpu", torch.float32)
+        cpu_descs = {e.optimizer_error_input.desc for e in cpu}
+        for e in cpu:
+            out.append(
+                pytest.param(algo, e, id=f"{algo.name}-{_slug(e.optimizer_error_input.desc)}")
+            )
+        try:
+            cuda = algo.error_inputs("cuda", torch.float32)
+        except (RuntimeError, AssertionError):  # no CUDA device: torch.empty(device="cuda")
+            reason = "cuda-only error inputs need a CUDA device to build"
+            out.append(
+                pytest.param(
+                    algo,
+                    None,
+                    id=f"{algo.name}-SKIP[{_slug(reason)}]",
+                    marks=pytest.mark.skip(reason=reason),
+                )
+            )
+            continue
+        for e in cuda:
+            if e.optimizer_error_input.desc not in cpu_descs:
+                pid = f"{algo.name}-cuda-{_slug(e.optimizer_error_input.desc)}"
+                out.append(pytest.param(algo, e, id=pid))
+    return out
+
+
+def _raise_from(cls, error_input):
+    """Construct (and step, for step errors) ``cls`` on the input; return what it raised."""
+    inp = error_input.optimizer_error_input
+    params = inp.params
+    if params is None:
+        params = [torch.nn.Parameter(torch.randn(2, 3))]
+    if issubclass(error_input.error_type, Warning):
+        with pytest.warns(error_input.error_type, match=error_input.error_regex) as record:
+            cls(params, **inp.kwargs)
+        return record[0].message
+    with pytest.raises(error_input.error_type, match=error_input.error_regex) as info:
+        opt = cls(params, **inp.kwargs)
+        if error_input.error_on == OptimizerErrorEnum.STEP_ERROR:
+            opt.step()
+    return info.value
+
+
+@pytest.mark.parametrize(("algo", "error_input"), _error_params())
+def test_torch_error_inputs_raise_like_torch(algo, error_input):
+    """torch's own error inputs: same exception type and message as torch.optim."""
+    theirs = _raise_from(algo.theirs, error_input)
+    ours = _raise_from(algo.ours, error_input)
+    assert str(ours) == str(theirs)
+
+
+# Invalid hyperparameters beyond torch's samples: ours must raise exactly what torch raises.
+BAD_VALUES = [
+    ("sgd", {"lr": -0.1}),
+    ("sgd", {"weight_decay": -1e-3}),
+    ("sgd", {"nesterov": True}),
+    ("sgd", {"nesterov": True, "momentum": 0.9, "dampening": 0.1}),
+    ("adagrad", {"lr": -1.0}),
+    ("adagrad", {"weight_decay": -0.5}),
+    ("adagrad", {"initial_accumulator_value": -1.0}),
+    ("adagrad", {"eps": -1e-10}),
+    ("rmsprop", {"lr": -1e-2}),
+    ("rmsprop", {"eps": -1.0}),
+    ("rmsprop", {"weight_decay": -1.0}),
+    ("rmsprop", {"alpha": -0.99}),
+    ("adam", {"lr": -1e-3}),
+    ("adam", {"eps": -1.0}),
+    ("adam", {"betas": (0.9, 1.0)}),
+    ("adam", {"lr": torch.tensor([1e-3, 1e-3])}),
+    ("adamw", {"weight_decay": -1e-2}),
+    ("adamw", {"betas": (-0.1, 0.999)}),
+    ("adadelta", {"lr": -1.0}),
+    ("adadelta", {"rho": -0.1}),
+    ("adadelta", {"eps": -1e-6}),
+    ("adadelta", {"weight_decay": -1.0}),
+    ("adadelta", {"lr": torch.tensor([1.0, 2.0])}),
+]
+
+
+@pytest.mark.parametrize(("name", "kwargs"), BAD_VALUES, ids=[f"{n}-{k}" for n, k in BAD_VALUES])
+def test_bad_hyperparameters_raise_like_torch(name, kwargs):
+    algo = BY_NAME[name]
+    params = [torch.nn.Parameter(torch.randn(2))]
+    with pytest.raises(ValueError) as theirs:
+        algo.theirs(params, **kwargs)
+    with pytest.raises(ValueError, match=re.escape(str(theirs.value))):
+        oo.create(name, params, **kwargs)
+    # The message names the parameter and the value (or the rule it breaks).
+    assert str(theirs.value)
+
+
+@pytest.mark.parametrize(
+    "params",
+    [[], [torch.randn(2, requires_grad=True) * 2], (t for t in [])],
+    ids=["empty", "non-leaf", "empty-generator"],
+)
+@pytest.mark.parametrize("algo", ALGOS, ids=str)
+def test_bad_params_raise_like_torch(algo, params):
+    with pytest.raises(Exception) as theirs:
+        algo.theirs(params)
+    with pytest.raises(type(theirs.value), match=re.escape(str(theirs.value))):
+        algo.ours(params)
+
+
+@pytest.mark.parametrize("algo", [a for a in ALGOS if a.name not in ("sgd", "adagrad")], ids=str)
+def test_sparse_gradients_rejected_naming_the_optimizer(algo):
+    p = torch.nn.Parameter(torch.randn(4, 2))
+    p.grad = torch.sparse_coo_tensor([[0]], torch.ones(1, 2), (4, 2))
+    with pytest.raises(RuntimeError, match=f"^{algo.ours.__name__} does not support sparse"):
+        algo.ours([p]).step()
+
+
+@pytest.mark.parametrize("flag", UNHONOURED)
+@pytest.mark.parametrize("algo", ALGOS, ids=str)
+def test_unhonoured_flags_raise_not_implemented(algo, flag):
+    if flag not in inspect.signature(algo.theirs).parameters:
+        pytest.skip(f"torch.optim.{algo.theirs.__name__} has no {flag}")
+    with pytest.raises(NotImplementedError, match=f"{flag}=True"):
+        algo.ours(make_params(torch.float32), **{flag: True})
+    opt = algo.ours(make_params(torch.float32))
+    opt.param_groups[0][flag] = True  # e.g. set after construction: refused at step time
+    with pytest.raises(NotImplementedError, match=flag):
+        opt.step()
+
+
+def test_registry_names_and_classes():
+    assert oo.available() == ("adadelta", "adagrad", "adam", "adamw", "rmsprop", "sgd")
+    for algo in ALGOS:
+        opt = oo.create(algo.name.upper(), make_params(torch.float32), lr=0.5)
+        assert type(opt) is algo.ours and isinstance(opt, torch.optim.Optimizer)
+        assert opt.defaults["lr"] == 0.5
+
+
+def test_registry_unknown_name_lists_valid_ones():
+    with pytest.raises(ValueError, match="unknown optimizer 'lion'; valid: adadelta, adagrad, "):
+        oo.create("lion", make_params(torch.float32))
+    with pytest.raises(UserError):
+        oo.create("lion", make_params(torch.float32))
+
+
+def test_registry_unknown_hyperparameter_is_a_type_error():
+    with pytest.raises(TypeError, match="momentum"):
+        oo.create("adam", make_params(torch.float32), momentum=0.9)
+
+
+@pytest.mark.parametrize("algo", ALGOS, ids=str)
+def test_closure_hooks_zero_grad_and_add_param_group(algo):
+    p = torch.nn.Parameter(torch.randn(3))
+    opt = algo.ours([p])
+    calls = []
+    opt.register_step_pre_hook(lambda *_: calls.append("pre"))
+    opt.register_step_post_hook(lambda *_: calls.append("post"))
+
+    def closure():
+        assert torch.is_grad_enabled()
+        opt.zero_grad()
+        loss = (p**2).sum()
+        loss.backward()
+        return loss
+
+    expected = (p.detach() ** 2).sum()
+    with torch.no_grad():  # step evaluates the closure with grad enabled all the same
+        assert torch.equal(opt.step(closure), expected)
+    assert calls == ["pre", "post"]
+    opt.zero_grad(set_to_none=False)
+    assert torch.equal(p.grad, torch.zeros(3))
+    opt.zero_grad()
+    assert p.grad is None
+
+    q = torch.nn.Parameter(torch.randn(2))
+    opt.add_param_group({"params": [q], "lr": 0.25})
+    q.grad, before = torch.ones(2), q.detach().clone()
+    opt.step()
+    assert opt.param_groups[1]["lr"] == 0.25 and not torch.equal(q, before)
+
+
+@pytest.mark.parametrize("algo", ALGOS, ids=str)
+def test_lr_scheduler_drives_ours_like_torch(algo):
+    sides = []
+    for cls in (algo.ours, algo.theirs):
+        params = make_params(torch.float32)
+        opt = cls(params, foreach=False) if cls is algo.theirs else cls(params)
+        sched = torch.optim.lr_scheduler.StepLR(opt, step_size=5, gamma=0.5)
+        sides.append((opt, params, sched))
+    gen = torch.Generator().manual_seed(0)
+    for _ in range(4):
+        assert step_both([(o, p) for o, p, _ in sides], 5, gen) is None
+        for _, _, sched in sides:
+            sched.step()
+    assert sides[0][0].param_groups[0]["lr"] == sides[1][0].param_groups[0]["lr"]
+
+
+@pytest.mark.parametrize("algo", ALGOS, ids=str)
+def test_fused_groups_dispatch_to_fused_step(algo, monkeypatch):
+    """``fused=True`` goes to optimlab.optim._fused.fused_step with the params that have grads."""
+    seen = []
+    fake = types.ModuleType("optimlab.optim._fused")
+    fake.fused_step = lambda opt, group, params: seen.append((opt, group, params))
+    monkeypatch.setitem(sys.modules, "optimlab.optim._fused", fake)
+    params = make_params(torch.float32)
+    opt = algo.ours(params, fused=True)
+    step_both([(opt, params)], 1, torch.Generator())
+    assert len(seen) == 1 and seen[0][0] is opt and seen[0][1] is opt.param_groups[0]
+    assert [id(p) for p in seen[0][2]] == [id(p) for p in params if p.grad is not None]
