@@ -29,7 +29,8 @@ EPILOG = """examples:
 """
 
 COMPARE_FLAGS = ("dataset", "model", "optimizer", "scheduler", "epochs", "batch_size", "seed",
-                 "seeds", "val_every", "patience", "min_delta", "device", "data_dir")
+                 "seeds", "val_every", "patience", "min_delta", "device", "data_dir",
+                 "checkpoint_every", "threads")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -60,6 +61,9 @@ def _add_compare(sub: Any) -> None:
     p.add_argument("--min-delta", type=float, help="minimum val-loss improvement")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"))
     p.add_argument("--data-dir", help="folder with dataset files (mnist, cifar10)")
+    p.add_argument("--checkpoint-every", type=int, metavar="K",
+                   help="checkpoint every K epochs (default 5)")
+    p.add_argument("--threads", type=int, help="CPU threads for torch (default 1)")
     p.add_argument("--config", metavar="FILE.toml", help="TOML with the same keys as the flags")
     p.add_argument("--out", metavar="DIR", help="output folder (default runs/<time>-compare)")
     p.add_argument("--store", metavar="PATH", help="run store (default runs/optimlab.sqlite)")

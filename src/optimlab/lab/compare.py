@@ -142,6 +142,8 @@ def run_comparison(
     ``out_dir`` defaults to ``runs/<YYYYmmdd-HHMMSS>-compare``; ``store_path`` None keeps no
     store. ``log`` receives one line per run. Raises UserError for every mistake in the input.
     """
+    import torch
+
     from optimlab.data import load_dataset
     from optimlab.models import build_model
 
@@ -156,6 +158,22 @@ def run_comparison(
     build_model(config.model, data.input_shape, data.num_outputs, seed=seeds[0])
 
     out.mkdir(parents=True, exist_ok=True)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(config.threads)
+    try:
+        return _run_all(config, planned, seeds, data, device, out, saved, store_path, resume,
+                        progress, say)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _run_all(config: CompareConfig, planned: list[PlannedRun], seeds: list[int], data: Any,
+             device: str, out: Path, saved: dict[str, Any], store_path: str | Path | None,
+             resume: bool, progress: bool, say: Callable[[str], None]) -> Comparison:
+    """Every planned run for every seed, then the outputs."""
+    from optimlab.data import load_dataset
+    from optimlab.models import build_model
+
     store = RunStore(store_path) if store_path is not None else None
     exp_id = int(saved.get("experiment_id") or 0)
     if store is not None and (not exp_id or saved.get("store") != str(Path(store_path or ""))):
@@ -243,7 +261,8 @@ def _one_run(config: CompareConfig, run: PlannedRun, seed: int, data: Any, out: 
                      seed=seed, scheduler=None if scheduler is None else scheduler.name,
                      scheduler_args=None if scheduler is None else dict(scheduler.hparams),
                      val_every=config.val_every, early_stopping=stopper, progress=progress,
-                     checkpoint_dir=ckpt, resume=resume, config=rc, on_epoch_end=on_epoch_end)
+                     checkpoint_dir=ckpt, checkpoint_every=config.checkpoint_every,
+                     resume=resume, config=rc, on_epoch_end=on_epoch_end)
         status = fitted.status
         test = evaluate(model, data.test, task=data.task)
     finally:  # an exception or Ctrl-C leaves the run resumable: mark it so

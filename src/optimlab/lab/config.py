@@ -60,6 +60,8 @@ class CompareConfig:
     min_delta: float = 0.0  # improvement in val loss that resets patience
     device: str = "auto"  # auto, cpu or cuda
     data_dir: str | None = None  # where datasets that need files live
+    checkpoint_every: int = 5  # epochs between checkpoints; --resume restarts from the last
+    threads: int = 1  # CPU threads for torch: 1 is fastest for small models on a busy machine
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict (tuples become lists)."""
@@ -74,7 +76,7 @@ class CompareConfig:
 
 
 _INT_FIELDS = {"epochs": 1, "batch_size": 1, "seed": 0, "seeds": 1, "val_every": 1,
-               "patience": 0}
+               "patience": 0, "checkpoint_every": 1, "threads": 1}
 _CHOICES = {"device": ("auto", "cpu", "cuda")}
 
 

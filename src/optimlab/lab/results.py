@@ -152,7 +152,16 @@ def grouped_rows(runs: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
 def format_hparams(hparams: dict[str, Any]) -> str:
     if not hparams:
         return "defaults"
-    return ", ".join(f"{k}={v}" for k, v in hparams.items())
+    return ", ".join(f"{k}={format_value(v)}" for k, v in hparams.items())
+
+
+def format_value(value: Any) -> str:
+    """A hyperparameter value as a spec would write it (``true``, ``0.001``, ``(0.9, 0.99)``)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list):  # tuples come back from JSON as lists
+        return repr(tuple(value))
+    return repr(value)
 
 
 def _fmt(row: dict[str, Any], key: str, kind: str) -> str:

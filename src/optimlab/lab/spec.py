@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from optimlab.errors import UserError
+from optimlab.lab.results import format_value
 
 TORCH_PREFIX = "torch."
 _BARE_WORD = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -43,14 +44,8 @@ class Spec:
         """A readable name: ``sgd`` or ``sgd(lr=0.01, momentum=0.9)``."""
         if not self.hparams:
             return self.name
-        items = ", ".join(f"{k}={_format_value(v)}" for k, v in self.hparams.items())
+        items = ", ".join(f"{k}={format_value(v)}" for k, v in self.hparams.items())
         return f"{self.name}({items})"
-
-
-def _format_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return repr(value)
 
 
 def split_top_level(text: str) -> list[str]:
