@@ -52,6 +52,7 @@ def adadelta_update(
         maximize: ascend instead of descend (default False).
 
     Example:
+        >>> import torch
         >>> w, g = torch.ones(2), torch.tensor([1.0, -1.0])
         >>> v, u = torch.zeros(2), torch.zeros(2)
         >>> adadelta_update(w, g, v, u)

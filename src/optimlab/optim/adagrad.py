@@ -53,6 +53,7 @@ def adagrad_update(
         maximize: ascend instead of descend (default False).
 
     Example:
+        >>> import torch
         >>> w, g, v = torch.ones(2), torch.tensor([2.0, -0.5]), torch.zeros(2)
         >>> adagrad_update(w, g, v, step=1.0, lr=0.1)
         >>> w  # the first step is ±lr in every coordinate

@@ -60,6 +60,7 @@ def adam_update(
             :math:`\lambda w` to the gradient (default False).
 
     Example:
+        >>> import torch
         >>> w, g = torch.ones(3), torch.full((3,), 0.5)
         >>> m, v = torch.zeros(3), torch.zeros(3)
         >>> adam_update(w, g, m, v, step=1.0, lr=0.1)

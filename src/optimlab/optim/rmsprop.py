@@ -58,6 +58,7 @@ def rmsprop_update(
         maximize: ascend instead of descend (default False).
 
     Example:
+        >>> import torch
         >>> w, g, v = torch.ones(2), torch.tensor([1.0, -1.0]), torch.zeros(2)
         >>> rmsprop_update(w, g, v, lr=0.01, alpha=0.99)
         >>> w  # the first step is γ/√(1-β) = 0.1 per coordinate

@@ -54,6 +54,7 @@ def sgd_update(
         for the caller to store in its state; otherwise ``None``.
 
     Example:
+        >>> import torch
         >>> w, g = torch.ones(2), torch.tensor([0.5, -1.0])
         >>> buf = sgd_update(w, g, None, lr=0.1, momentum=0.9)
         >>> w, buf
