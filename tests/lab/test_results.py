@@ -1,0 +1,55 @@
+"""results.json/history.csv writing and the summary table."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+
+from optimlab.lab.results import format_table, grouped_rows, write_history_csv, write_json
+
+
+def make_run(name, seed, test_acc, train=(1.0, 0.5), status="finished", opt=None):
+    n = len(train)
+    return {
+        "name": name, "optimizer": opt or name.split("(")[0], "hparams": {"lr": 0.1},
+        "seed": seed, "status": status, "epochs_run": n,
+        "history": {"epoch": list(range(1, n + 1)), "train_loss": list(train),
+                    "val_loss": [x + 0.1 for x in train], "val_accuracy": [0.5] * n,
+                    "lr": [0.1] * n, "wall_time": [0.1 * (i + 1) for i in range(n)]},
+        "test_loss": 0.3, "test_accuracy": test_acc, "confusion_matrix": [[3, 1], [0, 4]],
+        "wall_seconds": 1.5,
+    }
+
+
+def test_rows_sorted_by_test_accuracy_with_mean_std():
+    runs = [make_run("a", 0, 0.5), make_run("a", 1, 0.7), make_run("b", 0, 0.9),
+            make_run("c", 0, None, status="diverged")]
+    rows = grouped_rows(runs)
+    assert [r["name"] for r in rows] == ["b", "a", "c"]
+    a = rows[1]
+    assert math.isclose(a["test_accuracy"], 0.6)
+    assert math.isclose(a["test_accuracy_std"], math.sqrt(0.02))  # sample std of 0.5, 0.7
+    table = format_table(rows)
+    lines = table.splitlines()
+    assert lines[0].split()[:2] == ["optimizer", "hyperparameters"]
+    assert "60.0% ± 14.1" in lines[3]
+    assert "diverged" in lines[4] and "-" in lines[4]
+
+
+def test_json_without_nan(tmp_path):
+    run = make_run("a", 0, 0.5, train=(1.0, float("nan")), status="diverged")
+    write_json(tmp_path / "r.json", {"runs": [run], "x": float("inf")})
+    text = (tmp_path / "r.json").read_text()
+    data = json.loads(text)  # strict JSON: NaN/inf would be invalid
+    assert data["runs"][0]["history"]["train_loss"] == [1.0, None]
+    assert data["x"] is None
+    assert not list(tmp_path.glob(".*.tmp"))  # the temporary file was renamed away
+
+
+def test_history_csv(tmp_path):
+    write_history_csv(tmp_path / "h.csv", [make_run("a", 0, 0.5), make_run("b", 1, 0.6)])
+    rows = list(csv.DictReader((tmp_path / "h.csv").open()))
+    assert len(rows) == 4
+    assert rows[2]["name"] == "b" and rows[2]["seed"] == "1" and rows[2]["epoch"] == "1"
+    assert float(rows[3]["train_loss"]) == 0.5
