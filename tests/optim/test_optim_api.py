@@ -249,3 +249,27 @@ def test_fused_groups_dispatch_to_fused_step(algo, monkeypatch):
     step_both([(opt, params)], 1, torch.Generator())
     assert len(seen) == 1 and seen[0][0] is opt and seen[0][1] is opt.param_groups[0]
     assert [id(p) for p in seen[0][2]] == [id(p) for p in params if p.grad is not None]
+
+
+@pytest.mark.parametrize("algo", ALGOS, ids=str)
+def test_amp_grad_scaler_drives_ours_like_torch(algo):
+    """GradScaler unscales, skips inf steps and calls step(): same trajectory as torch's."""
+    results = []
+    for cls in (algo.ours, algo.theirs):
+        torch.manual_seed(0)
+        model = torch.nn.Linear(4, 2)
+        opt = cls(model.parameters(), lr=0.01)
+        scaler = torch.amp.GradScaler("cpu", init_scale=2.0**16)
+        start = [p.detach().clone() for p in model.parameters()]
+        for i in range(5):
+            opt.zero_grad()
+            loss = model(torch.ones(3, 4) * (i + 1)).pow(2).sum()
+            if i == 2:
+                loss = loss * float("inf")  # this step must be skipped
+            scaler.scale(loss).backward()
+            scaler.step(opt)
+            scaler.update()
+        results.append([p.detach().clone() for p in model.parameters()])
+        assert not any(torch.equal(a, b) for a, b in zip(start, results[-1], strict=True))
+        assert all(torch.isfinite(p).all() for p in results[-1])
+    assert all(torch.equal(a, b) for a, b in zip(*results, strict=True))
