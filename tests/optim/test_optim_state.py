@@ -112,3 +112,20 @@ def test_loading_torch_rmsprop_state_keeps_our_fused_option():
     ours, _ = _build(algo.ours, {})
     ours.load_state_dict(theirs.state_dict())
     assert all(g["fused"] is None for g in ours.param_groups)
+
+
+@pytest.mark.parametrize("algo", [a for a in ALGOS if a.name != "sgd"], ids=str)
+def test_legacy_float_step_is_converted_like_torch(algo):
+    """Old checkpoints stored ``step`` as a number; both sides turn it into the same tensor."""
+    src, src_p = _build(algo.theirs, FULL_STATE[algo.name])
+    step_both([(src, src_p)], 3, torch.Generator())
+    saved = src.state_dict()
+    for entry in saved["state"].values():
+        entry["step"] = float(entry["step"])
+    loaded = []
+    for cls in (algo.ours, algo.theirs):
+        opt, params = _build(cls, FULL_STATE[algo.name])
+        opt.load_state_dict(copy.deepcopy(saved))
+        loaded.append((opt, params))
+    assert diff_states(loaded[0][0], loaded[1][0]) is None
+    assert step_both(loaded, 3, torch.Generator()) is None

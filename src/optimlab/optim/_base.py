@@ -110,6 +110,11 @@ class RuleOptimizer(Optimizer):
         for group in self.param_groups:
             for key, value in self.defaults.items():
                 group.setdefault(key, value)
+            for p in group["params"]:  # old checkpoints stored ``step`` as a Python number
+                p_state = self.state.get(p)
+                if p_state and "step" in p_state and not torch.is_tensor(p_state["step"]):
+                    counter = step_counter(p, group)
+                    p_state["step"] = counter.fill_(float(p_state["step"]))
 
     # -- the table each algorithm fills in ---------------------------------------------------
     def _init_state(self, p: Tensor, group: dict[str, Any]) -> dict[str, Any]:
