@@ -127,16 +127,26 @@ def _compiled(rule: Callable[..., Any]) -> Callable[..., Any]:
 
 # -- flat buckets -----------------------------------------------------------------------------
 def _flat_views(flat: Tensor, like: Sequence[Tensor]) -> list[Tensor]:
-    """Views of ``flat`` shaped like each of ``like``, in order, back to back."""
-    views = flat.split([t.numel() for t in like])
-    return [v.view(t.shape) for v, t in zip(views, like, strict=True)]
+    """Views of ``flat``, back to back, shaped and strided like each of ``like``.
+
+    The strides are those ``torch.empty_like`` gives (torch's state layout, e.g. a transposed
+    parameter keeps transposed state), so a state_dict also suits torch's own fused kernels.
+    """
+    views, offset = [], flat.storage_offset()
+    for t in like:
+        stride = torch.empty_like(t, device="meta").stride()
+        views.append(flat.as_strided(t.shape, stride, offset))
+        offset += t.numel()
+    return views
 
 
 def _pack(tensors: Sequence[Tensor], like: Sequence[Tensor]) -> tuple[Tensor, list[Tensor]]:
-    """A new flat buffer holding ``tensors`` and its views shaped like ``like``."""
-    flat = torch.cat([t.reshape(-1) for t in tensors])
+    """A new flat buffer holding ``tensors`` and its views laid out like ``like``."""
+    flat = torch.empty(sum(t.numel() for t in like), dtype=like[0].dtype, device=like[0].device)
+    views = _flat_views(flat, like)
+    torch._foreach_copy_(views, list(tensors))
     torch._dynamo.maybe_mark_dynamic(flat, 0)
-    return flat, _flat_views(flat, like)
+    return flat, views
 
 
 @dataclass
@@ -179,7 +189,7 @@ def _make_bucket(optimizer: Any, params: list[Tensor], step: float) -> _Bucket:
     """Move the bucket's state into flat buffers and point ``optimizer.state`` at views."""
     direct = len(params) == 1 and params[0].is_contiguous()
     if direct:
-        flat_param, param_views = params[0].view(-1), [params[0]]
+        flat_param, param_views = params[0].detach().view(-1), [params[0]]
         torch._dynamo.maybe_mark_dynamic(flat_param, 0)
     else:
         flat_param, param_views = _pack([p.detach() for p in params], params)

@@ -1,0 +1,255 @@
+"""``fused=True`` (the compiled rule on flat buffers) against torch.optim's for-loop path.
+
+Tolerances are the ones torch itself allows between its fused and for-loop optimizers
+(``test_fused_matches_forloop`` in torch's test_optim: ``assertEqual``'s defaults, with
+``optim_db``'s overrides — float64 atol=4.5e-7/rtol=2.2e-6 for Adam/AdamW and, for
+Adadelta's sqrt chain, the compiled-parity override atol=5e-5/rtol=5.5e-4).
+Tensors are tiny and the flag combinations few, so the whole file compiles about fifteen
+graphs (seconds each, much less with inductor's persistent cache).
+"""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+
+import optimlab.optim as ours
+from optimlab.optim import _fused
+
+STEPS = 5
+
+#: (algorithm, hyperparameters): the default and a combination of its main flags
+CASES = [
+    ("sgd", {"lr": 0.1}),
+    ("sgd", {"lr": 0.1, "momentum": 0.9, "nesterov": True, "weight_decay": 0.01}),
+    ("sgd", {"lr": 0.1, "momentum": 0.9, "dampening": 0.1, "maximize": True}),
+    ("adagrad", {"lr": 0.1}),
+    ("adagrad", {"lr": 0.1, "lr_decay": 0.01, "weight_decay": 0.1, "maximize": True,
+                 "initial_accumulator_value": 0.1}),
+    ("rmsprop", {"lr": 0.01}),
+    ("rmsprop", {"lr": 0.01, "centered": True, "momentum": 0.9, "weight_decay": 0.1}),
+    ("adam", {"lr": 0.01}),
+    ("adam", {"lr": 0.01, "amsgrad": True, "weight_decay": 0.1, "maximize": True}),
+    ("adamw", {"lr": 0.01}),
+    ("adadelta", {}),
+    ("adadelta", {"lr": 0.5, "weight_decay": 0.1, "maximize": True}),
+]
+TORCH = {"sgd": "SGD", "adagrad": "Adagrad", "rmsprop": "RMSprop", "adam": "Adam",
+         "adamw": "AdamW", "adadelta": "Adadelta"}
+
+
+def _tol(algo: str, dtype: torch.dtype) -> dict[str, float]:
+    if dtype == torch.float64:
+        return {"atol": 4.5e-7, "rtol": 2.2e-6}
+    if algo == "adadelta":
+        return {"atol": 5e-5, "rtol": 5.5e-4}
+    return {"atol": 1e-5, "rtol": 1.3e-6}
+
+
+def _case_id(case: tuple[str, dict[str, object]]) -> str:
+    algo, hp = case
+    return "-".join([algo, *(k for k in hp if k != "lr")]) or algo
+
+
+def _params(dtype: torch.dtype = torch.float32, seed: int = 0) -> list[torch.Tensor]:
+    """Odd shapes: a 2-D, a 1-D, a non-contiguous (transposed), a single element, a spare."""
+    gen = torch.Generator().manual_seed(seed)
+    shapes = [(4, 3), (5,), (3, 4), (1,), (2, 2), (6,)]
+    ts = [torch.randn(s, generator=gen, dtype=dtype) for s in shapes]
+    ts[2] = ts[2].t()
+    return [torch.nn.Parameter(t) for t in ts]
+
+
+def _groups(params: list[torch.Tensor], lr: float) -> list[dict[str, object]]:
+    """Two groups with different lr; the second holds one contiguous parameter."""
+    return [{"params": params[:5]}, {"params": params[5:], "lr": lr / 2}]
+
+
+def _grads(
+    params: list[torch.Tensor], step: int, skip: int | None = 4
+) -> list[torch.Tensor | None]:
+    gen = torch.Generator().manual_seed(1000 + step)
+    return [None if i == skip else torch.randn(p.shape, generator=gen, dtype=p.dtype)
+            for i, p in enumerate(params)]
+
+
+def _run(opt: torch.optim.Optimizer, params: list[torch.Tensor], steps: range,
+         skip: int | None = 4) -> None:
+    for step in steps:
+        for p, g in zip(params, _grads(params, step, skip), strict=True):
+            p.grad = g
+        opt.step()
+
+
+def _pair(algo: str, hp: dict[str, object], dtype: torch.dtype = torch.float32):
+    mine, ref = _params(dtype), _params(dtype)
+    lr = float(hp.get("lr", 1.0))  # type: ignore[arg-type]
+    fused = ours.create(algo, _groups(mine, lr), fused=True, **hp)
+    torch_opt = getattr(torch.optim, TORCH[algo])(_groups(ref, lr), foreach=False, **hp)
+    return fused, mine, torch_opt, ref
+
+
+def _load_as_forloop(opt: torch.optim.Optimizer, state_dict: dict) -> None:
+    """Load a (fused) state_dict, keeping ``opt`` on its for-loop path.
+
+    The saved groups say ``fused=True``; torch's own fused CPU kernels get transposed
+    parameters wrong (torch 2.14.1: fused Adam on a ``.t()`` parameter with a contiguous grad
+    differs from its for-loop by ~5e-2 after 3 steps), so the reference stays the for-loop.
+    """
+    opt.load_state_dict(copy.deepcopy(state_dict))
+    for group in opt.param_groups:
+        group["fused"], group["foreach"] = None, False
+
+
+def _assert_close(a: list[torch.Tensor], b: list[torch.Tensor], algo: str) -> None:
+    for x, y in zip(a, b, strict=True):
+        torch.testing.assert_close(x.detach(), y.detach(), **_tol(algo, x.dtype))
+
+
+def _assert_states_close(mine, ref, params_m, params_r, algo) -> None:
+    for pm, pr in zip(params_m, params_r, strict=True):
+        sm, sr = mine.state.get(pm, {}), ref.state.get(pr, {})
+        assert sorted(sm) == sorted(sr)
+        for key in sr:
+            if isinstance(sr[key], torch.Tensor):
+                torch.testing.assert_close(sm[key].float(), sr[key].float(), **_tol(algo, pm.dtype))
+
+
+@pytest.mark.parametrize("case", CASES, ids=_case_id)
+def test_fused_matches_torch_forloop(case):
+    algo, hp = case
+    fused, mine, torch_opt, ref = _pair(algo, hp)
+    _run(fused, mine, range(STEPS))
+    _run(torch_opt, ref, range(STEPS))
+    _assert_close(mine, ref, algo)
+    _assert_states_close(fused, torch_opt, mine, ref, algo)
+    # grad None: no state created (Adagrad, like torch, creates it in its constructor)
+    assert bool(fused.state.get(mine[4])) == bool(torch_opt.state.get(ref[4]))
+    assert fused.__dict__.get("_optimlab_fused_plans"), "the fused path did not run"
+
+
+def test_state_is_views_into_one_flat_buffer_per_key():
+    fused, mine, _, _ = _pair("adam", {"lr": 0.01})
+    _run(fused, mine, range(2))
+    bases = {fused.state[p]["exp_avg"].untyped_storage().data_ptr() for p in mine[:4]}
+    assert len(bases) == 1  # the four params of group 0 share one exp_avg buffer
+
+
+def test_lr_change_does_not_recompile():
+    fused, mine, torch_opt, ref = _pair("adam", {"lr": 0.01})
+    _run(fused, mine, range(1))
+    _run(torch_opt, ref, range(1))
+    compiled = _fused.compile_count()
+    for step in range(1, 4):
+        for opt in (fused, torch_opt):
+            for group in opt.param_groups:
+                group["lr"] *= 0.5
+        _run(fused, mine, range(step, step + 1))
+        _run(torch_opt, ref, range(step, step + 1))
+    assert _fused.compile_count() == compiled
+    _assert_close(mine, ref, "adam")
+
+
+def test_float64_and_float32_groups():
+    p32, p64 = _params(torch.float32), _params(torch.float64, seed=1)
+    r32, r64 = _params(torch.float32), _params(torch.float64, seed=1)
+    fused = ours.Adam([{"params": p32}, {"params": p64, "lr": 0.02}], lr=0.01, fused=True)
+    ref = torch.optim.Adam([{"params": r32}, {"params": r64, "lr": 0.02}], lr=0.01, foreach=False)
+    for opt, ps in ((fused, p32 + p64), (ref, r32 + r64)):
+        _run(opt, ps, range(STEPS), skip=None)
+    _assert_close(p32 + p64, r32 + r64, "adam")
+
+
+def test_params_with_different_step_counts():
+    fused, mine, torch_opt, ref = _pair("adam", {"lr": 0.01})
+    _run(fused, mine, range(2), skip=0)  # param 0 starts two steps late
+    _run(torch_opt, ref, range(2), skip=0)
+    _run(fused, mine, range(2, 5), skip=None)
+    _run(torch_opt, ref, range(2, 5), skip=None)
+    assert float(fused.state[mine[0]]["step"]) == 3.0
+    assert float(fused.state[mine[1]]["step"]) == 5.0
+    _assert_close(mine, ref, "adam")
+    _assert_states_close(fused, torch_opt, mine, ref, "adam")
+
+
+@pytest.mark.parametrize("algo", ["adam", "sgd"])
+def test_state_dict_crosses_to_torch_and_eager_and_back(algo):
+    hp = {"lr": 0.01, "momentum": 0.9} if algo == "sgd" else {"lr": 0.01, "amsgrad": True}
+    fused, mine, torch_opt, ref = _pair(algo, hp)
+    _run(fused, mine, range(3))
+    _run(torch_opt, ref, range(3))
+    saved = copy.deepcopy(fused.state_dict())
+    assert saved["state"].keys() == torch_opt.state_dict()["state"].keys()
+    # the fused state loads into torch.optim and into our eager path; all continue alike
+    lr = hp["lr"]
+    others = []
+    for make in (lambda g: getattr(torch.optim, TORCH[algo])(g, foreach=False, **hp),
+                 lambda g: ours.create(algo, g, **hp)):
+        params = [torch.nn.Parameter(p.detach().clone()) for p in mine]
+        opt = make(_groups(params, lr))
+        _load_as_forloop(opt, saved)
+        others.append((opt, params))
+    # and torch's state loads into the fused path
+    back = [torch.nn.Parameter(p.detach().clone()) for p in ref]
+    fused_back = ours.create(algo, _groups(back, lr), fused=True, **hp)
+    fused_back.load_state_dict(copy.deepcopy(torch_opt.state_dict()))
+    for opt, params in [(fused, mine), (torch_opt, ref), *others, (fused_back, back)]:
+        _run(opt, params, range(3, 6))
+    for _, params in [*others, (fused_back, back)]:
+        _assert_close(params, ref, algo)
+    _assert_close(mine, ref, algo)
+
+
+def test_load_state_dict_rebuilds_the_flat_buffers():
+    fused, mine, torch_opt, ref = _pair("adam", {"lr": 0.01})
+    _run(fused, mine, range(2))
+    saved, saved_params = copy.deepcopy(fused.state_dict()), [p.detach().clone() for p in mine]
+    _run(fused, mine, range(2, 4))  # moves on; its flat buffers now hold step-4 state
+    with torch.no_grad():
+        for p, s in zip(mine, saved_params, strict=True):
+            p.copy_(s)
+    fused.load_state_dict(saved)  # back to step 2: stale buffers must not be used
+    with torch.no_grad():
+        for p, s in zip(ref, saved_params, strict=True):
+            p.copy_(s)
+    _load_as_forloop(torch_opt, saved)
+    _run(fused, mine, range(2, 4))
+    _run(torch_opt, ref, range(2, 4))
+    _assert_close(mine, ref, "adam")
+    assert float(fused.state[mine[0]]["step"]) == 4.0
+
+
+def test_add_param_group_after_steps():
+    fused, mine, torch_opt, ref = _pair("adam", {"lr": 0.01})
+    _run(fused, mine, range(2))
+    _run(torch_opt, ref, range(2))
+    extra_m, extra_r = _params(seed=3)[:2], _params(seed=3)[:2]
+    fused.add_param_group({"params": extra_m, "lr": 0.03})
+    torch_opt.add_param_group({"params": extra_r, "lr": 0.03})
+    _run(fused, mine + extra_m, range(2, 5))
+    _run(torch_opt, ref + extra_r, range(2, 5))
+    _assert_close(mine + extra_m, ref + extra_r, "adam")
+
+
+def test_replaced_state_tensor_is_picked_up():
+    fused, mine, torch_opt, ref = _pair("adam", {"lr": 0.01})
+    _run(fused, mine, range(2))
+    _run(torch_opt, ref, range(2))
+    for opt, ps in ((fused, mine), (torch_opt, ref)):
+        opt.state[ps[0]]["exp_avg"] = torch.zeros_like(ps[0])  # by hand, not in place
+    _run(fused, mine, range(2, 4))
+    _run(torch_opt, ref, range(2, 4))
+    _assert_close(mine, ref, "adam")
+
+
+def test_complex_params_take_the_eager_rule():
+    gen = torch.Generator().manual_seed(0)
+    base = torch.randn(3, 2, dtype=torch.complex64, generator=gen)
+    mine, ref = [torch.nn.Parameter(base.clone())], [torch.nn.Parameter(base.clone())]
+    fused = ours.Adam(mine, lr=0.01, fused=True)
+    torch_opt = torch.optim.Adam(ref, lr=0.01, foreach=False)
+    _run(fused, mine, range(3), skip=None)
+    _run(torch_opt, ref, range(3), skip=None)
+    torch.testing.assert_close(mine[0].detach(), ref[0].detach())
