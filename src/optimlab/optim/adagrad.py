@@ -89,7 +89,8 @@ def adagrad_update(
         grad, v, param = map(torch.view_as_real, (grad, v, param))
     v.addcmul_(grad, grad, value=1)  # v_t = v + g²
     std = v.sqrt().add_(eps)  # √v_t + ε
-    param.addcdiv_(grad, std, value=-clr)  # type: ignore[arg-type]  # w -= γ̃_t · g / (√v_t + ε)
+    # w -= γ̃_t · g / (√v_t + ε)   (ignore: torch's stubs admit only numbers, tensors work)
+    param.addcdiv_(grad, std, value=-clr)  # type: ignore[arg-type]
     return None
 
 

@@ -74,13 +74,14 @@ def adam_update(
         arXiv:1904.09237.
 
     Notes:
-        As torch does (and unlike Algorithm 1 of the paper), :math:`\epsilon` is added after
-        the bias-corrected square root, :math:`\sqrt{v_t}/\sqrt{1-\beta_2^t} + \epsilon`,
-        not to :math:`\sqrt{\hat v_t}` computed from a bias-corrected :math:`\hat v_t`; the two
-        differ only by where :math:`\epsilon` is scaled. AdamW's decay is scaled by the
-        learning rate, :math:`(1 - \gamma\lambda)`, as in torch, whereas the paper scales it by
-        the schedule multiplier only. AMSGrad keeps the maximum of the raw :math:`v_t` (torch's
-        choice) and then bias-corrects it.
+        :math:`\epsilon` is added after the bias-corrected root, as in Algorithm 1 of the paper
+        and in torch, and that root is taken as :math:`\sqrt{v_t} / \sqrt{1-\beta_2^t}` (root
+        first, then a division by a Python float) rather than :math:`\sqrt{v_t/(1-\beta_2^t)}`;
+        the paper's "more efficient" form (end of its Section 2) folds both corrections into
+        the step size and adds :math:`\epsilon` to :math:`\sqrt{v_t}`, which is a different
+        :math:`\epsilon`. AdamW's decay is scaled by the learning rate, :math:`1 - \gamma\lambda`,
+        as in torch, whereas the paper scales it by the schedule multiplier only. AMSGrad keeps
+        the maximum of the raw :math:`v_t` (torch's choice) and then bias-corrects it.
     """
     beta1, beta2 = betas
     if maximize:
@@ -101,7 +102,8 @@ def adam_update(
         beta1_here = beta1.to(device=param.device, dtype=param.dtype, non_blocking=True)
 
     m.lerp_(grad, 1 - beta1_here)  # m_t = β1·m + (1-β1)·g
-    v.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)  # type: ignore[arg-type]  # v_t = β2·v + (1-β2)·g²
+    # v_t = β2·v + (1-β2)·g²   (ignore: torch's stubs admit only numbers, tensors work)
+    v.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)  # type: ignore[arg-type]
 
     bias_correction1 = 1 - beta1**step  # 1 - β1^t
     bias_correction2 = 1 - beta2**step  # 1 - β2^t
@@ -111,7 +113,8 @@ def adam_update(
         torch.maximum(v_max, v, out=v_max)  # v^max_t = max(v^max, v_t)
         v = v_max
     denom = (v.sqrt() / bias_correction2_sqrt).add_(eps)  # √v_t/√(1-β2^t) + ε
-    param.addcdiv_(m, denom, value=-step_size)  # type: ignore[arg-type]  # w -= γ/(1-β1^t) · m_t / denom
+    # w -= γ/(1-β1^t) · m_t / denom
+    param.addcdiv_(m, denom, value=-step_size)  # type: ignore[arg-type]
     return None
 
 
