@@ -1,0 +1,173 @@
+"""The command line end to end: subprocesses for the real thing, main() for the error table."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from optimlab import cli
+
+TINY = ["--optimizer", "sgd:lr=0.1", "--optimizer", "adam:lr=1e-3", "--epochs", "2"]
+
+
+def optimlab(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "COLUMNS": "200"}
+    return subprocess.run([sys.executable, "-m", "optimlab", *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=300)
+
+
+def assert_user_error(proc_or_err: str, returncode: int, fragment: str) -> None:
+    lines = proc_or_err.strip().splitlines()
+    assert returncode == 2, proc_or_err
+    assert len(lines) == 1, proc_or_err
+    assert lines[0].startswith("optimlab: error: ")
+    assert fragment in lines[0]
+
+
+def test_default_compare_end_to_end(tmp_path):
+    """`optimlab compare` with no arguments: the seeds' suite and their lessons."""
+    proc = optimlab("compare", "--quiet", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    report = proc.stdout.strip().splitlines()[-1]
+    assert report.startswith("report: runs/") and report.endswith("-compare/report.html")
+    out = tmp_path / report.removeprefix("report: ")
+    assert out.is_file() and (tmp_path / "runs" / "optimlab.sqlite").is_file()
+    table = proc.stdout.strip().splitlines()[:-2]
+    assert table[0].split()[:2] == ["optimizer", "hyperparameters"]
+    body = table[2:]
+    assert len(body) == 9
+    accs = [float(line.split("%")[1].split()[-1]) for line in body]  # the test acc column
+    assert accs == sorted(accs, reverse=True)
+
+    runs = {r["name"]: r for r in json.loads((out.parent / "results.json").read_text())["runs"]}
+    assert len(runs) == 9
+    acc = {n: r["test_accuracy"] for n, r in runs.items()}
+    loss = {n: r["history"]["train_loss"][-1] for n, r in runs.items()}
+    # Lesson 1: at the same small lr, momentum turns a stuck SGD into a working one.
+    assert acc["sgd(lr=0.001)"] < 0.3
+    assert acc["sgd(lr=0.001)"] < acc["sgd(lr=0.001, momentum=0.9)"]
+    assert acc["sgd(lr=0.001, momentum=0.9)"] + 0.3 < acc["sgd(lr=0.001, momentum=0.99)"]
+    # Lesson 2: Adagrad's ever-growing denominator vs the moving averages of RMSprop/Adam.
+    assert loss["adagrad(lr=0.001)"] > 10 * loss["rmsprop(lr=0.001)"]
+    assert loss["adagrad(lr=0.001)"] > 10 * loss["adam(lr=0.001)"]
+    assert all(r["status"] == "finished" and r["epochs_run"] == 30 for r in runs.values())
+
+
+def test_runs_list_show_and_report(tmp_path, monkeypatch, capsys):
+    proc = optimlab("compare", *TINY, "--out", "o", "--store", "s.sqlite", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "[1/2] sgd(lr=0.1) seed 0: finished" in proc.stdout
+    assert "report: o/report.html" in proc.stdout
+    listed = optimlab("runs", "list", "--json", "--store", "s.sqlite", cwd=tmp_path)
+    rows = json.loads(listed.stdout)
+    assert [(r["name"], r["status"], r["experiment"]) for r in rows] == [
+        ("sgd(lr=0.1)", "finished", 1), ("adam(lr=0.001)", "finished", 1)]
+    assert all({"id", "experiment", "name", "status"} <= set(r) for r in rows)
+    monkeypatch.chdir(tmp_path)  # the rest in-process: same code path, no start-up cost
+    code, text, _ = run_main(["runs", "list", "--store", "s.sqlite"], capsys)
+    assert code == 0 and "adam(lr=0.001)" in text and "finished" in text
+    code, shown, _ = run_main(["runs", "show", str(rows[1]["id"]), "--store", "s.sqlite"],
+                              capsys)
+    assert code == 0 and "adam(lr=0.001)" in shown
+    assert len([ln for ln in shown.splitlines() if ln.strip()[:1].isdigit()]) >= 2
+    code, out, err = run_main(["report", *(str(r["id"]) for r in rows), "--out", "rep",
+                               "--store", "s.sqlite"], capsys)
+    assert code == 0, err
+    html = (tmp_path / "rep" / "report.html").read_text()
+    assert "adam(lr=0.001)" in html and html.count("data:image/png;base64,") == 5
+    code, _, err = run_main(["runs", "show", "99", "--store", "s.sqlite"], capsys)
+    assert_user_error(err, code, "no run with id 99")
+    code, _, err = run_main(["runs", "list", "--store", "none.sqlite"], capsys)
+    assert_user_error(err, code, "no run store at none.sqlite")
+
+
+def test_user_error_through_a_subprocess(tmp_path):
+    proc = optimlab("compare", "--optimizer", "adamz", "--out", "o", cwd=tmp_path)
+    assert_user_error(proc.stderr, proc.returncode, "unknown optimizer 'adamz'; valid: adadelta")
+    assert "Traceback" not in proc.stderr and not (tmp_path / "o").exists()
+    usage = optimlab("compare", "--epochs", "x", cwd=tmp_path)
+    assert_user_error(usage.stderr, usage.returncode, "invalid int value: 'x'")
+    assert not (tmp_path / "runs").exists()
+
+
+def run_main(args: list[str], capsys) -> tuple[int, str, str]:
+    code = cli.main(args)
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (["--optimizer", "sgd:lr=0.1,beta=2"], "unknown hyperparameter 'beta' for optimizer"),
+        (["--optimizer", "adam:lr=-1"], "Invalid learning rate: -1"),
+        (["--optimizer", "sgd:lr=1+"], "invalid value '1+'"),
+        (["--scheduler", "nosuch"], "nosuch"),
+        (["--scheduler", "steplr:gamma=0.1"], "step_size"),
+        (["--dataset", "nosuch"], "nosuch"),
+        (["--dataset", "mnist", "--data-dir", "nowhere"], "mnist"),
+        (["--model", "nosuch"], "unknown model 'nosuch'; valid: linear, mlp"),
+        (["--config", "missing.toml"], "config file not found: missing.toml"),
+        (["--config", "bad.toml"], "bad.toml: malformed TOML"),
+        (["--config", "unknown.toml"], "unknown key 'lr'; valid keys: dataset, model"),
+        (["--resume", "nowhere"], "not a comparison folder"),
+        (["--resume", "nowhere", "--epochs", "3"], "drop --epochs"),
+        (["--epochs", "0"], "epochs must be >= 1"),
+    ],
+)
+def test_user_errors(tmp_path, monkeypatch, capsys, args, fragment):
+    monkeypatch.chdir(tmp_path)
+    Path("bad.toml").write_text("epochs = 3\nmodel = mlp\n")
+    Path("unknown.toml").write_text("lr = 0.1\n")
+    code, out, err = run_main(["compare", "--quiet", *args], capsys)
+    assert_user_error(err, code, fragment)
+    assert out == ""
+    if "bad.toml" in args:
+        assert "line 2" in err
+    assert not Path("runs").exists()
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_cuda_without_cuda(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    code, _, err = run_main(["compare", "--device", "cuda"], capsys)
+    assert_user_error(err, code, "CUDA is not available")
+
+
+def test_bug_exits_1_with_traceback_only_in_debug(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+
+    def broken(*a, **k):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr("optimlab.lab.run_comparison", broken)
+    code, _, err = run_main(["compare"], capsys)
+    assert code == 1 and "Traceback" not in err
+    assert "bug" in err and "--debug" in err and "boom" in err
+    code, _, err = run_main(["compare", "--debug"], capsys)
+    assert code == 1 and "Traceback" in err and "RuntimeError: boom" in err
+
+
+def test_help_has_examples(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(["compare", "--help"])
+    out = capsys.readouterr().out
+    assert exit_.value.code == 0
+    assert "examples:" in out and "--optimizer sgd:lr=0.01,momentum=0.9,nesterov=true" in out
+    for flag in ("--seeds", "--scheduler", "--resume", "--store", "--config", "--device"):
+        assert flag in out
+
+
+def test_argparse_errors_are_one_line(capsys):
+    for args in (["nosuch"], ["compare", "--bogus"], [], ["runs"]):
+        with pytest.raises(SystemExit) as exit_:
+            cli.main(args)
+        err = capsys.readouterr().err
+        assert exit_.value.code == 2
+        assert_user_error(err, 2, "")
