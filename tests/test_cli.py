@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -171,3 +173,27 @@ def test_argparse_errors_are_one_line(capsys):
         err = capsys.readouterr().err
         assert exit_.value.code == 2
         assert_user_error(err, 2, "")
+
+
+def test_ctrl_c_marks_the_run_interrupted_and_says_how_to_resume(tmp_path):
+    cmd = [sys.executable, "-m", "optimlab", "compare", "--optimizer", "sgd:lr=0.05",
+           "--optimizer", "adam", "--epochs", "400", "--checkpoint-every", "1", "--out", "o",
+           "--store", "s.sqlite"]
+    proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    first = tmp_path / "o" / "checkpoints" / "sgd_lr=0.05" / "seed0"
+    deadline = time.monotonic() + 180
+    while not any(first.glob("*.pt*")) and proc.poll() is None:
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "continue with: optimlab compare --resume o" in err and "Traceback" not in err
+    runs = json.loads((tmp_path / "o" / "results.json").read_text())["runs"]
+    assert [r["status"] for r in runs] == ["interrupted"]
+    assert 1 <= runs[0]["epochs_run"] < 400
+    from optimlab.lab import RunStore
+
+    with RunStore(tmp_path / "s.sqlite") as store:
+        assert [r["status"] for r in store.list_runs()] == ["interrupted"]

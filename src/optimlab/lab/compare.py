@@ -300,9 +300,10 @@ def _write_outputs(out: Path, config: CompareConfig, runs: list[dict[str, Any]],
     results.write_history_csv(out / "history.csv", runs)
     written = plots.write_plots(runs, out, task=data.task, class_names=data.class_names,
                                 seeds=len(seeds))
+    seed_text = f"seed {seeds[0]}" if len(seeds) == 1 else f"seeds {seeds[0]}…{seeds[-1]}"
     note = (f"{config.dataset} / {config.model}, {config.epochs} epochs, batch "
-            f"{config.batch_size}, seeds {seeds[0]}…{seeds[-1]}; every optimizer starts from "
-            "the same initial weights and sees the same batches.")
+            f"{config.batch_size}, {seed_text}; every optimizer starts from the same initial "
+            "weights and sees the same batches.")
     if interrupted:
         note += " Interrupted: resume with --resume."
     path = report.write_report(out, title=f"optimlab compare — {out.name}", runs=runs,

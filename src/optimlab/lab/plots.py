@@ -36,7 +36,7 @@ def loss_label(task: str) -> str:
 
 def _png(fig: Figure) -> bytes:
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=90)
+    fig.savefig(buf, format="png", dpi=80, bbox_inches="tight")
     plt.close(fig)
     return buf.getvalue()
 
@@ -88,7 +88,7 @@ def _nanstd(t: np.ndarray) -> np.ndarray:
 def line_plot(runs: Sequence[dict[str, Any]], key: str, *, ylabel: str, title: str,
               log: bool = False, scale: float = 1.0) -> bytes:
     """All runs' ``history[key]`` against epoch, one line per run name."""
-    fig, ax = plt.subplots(figsize=(7.5, 4.5))
+    fig, ax = plt.subplots(figsize=(8, 4.5))
     for name, (epochs, mean, _) in curves_by_name(runs, key, scale).items():
         if log:
             mean = np.where(mean > 0, mean, np.nan)
@@ -99,8 +99,7 @@ def line_plot(runs: Sequence[dict[str, Any]], key: str, *, ylabel: str, title: s
     ax.set_ylabel(ylabel)
     ax.set_title(title)
     ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=7, loc="best")
-    fig.tight_layout()
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     return _png(fig)
 
 
@@ -123,7 +122,7 @@ def bands_plot(runs: Sequence[dict[str, Any]], *, task: str) -> bytes:
         ax.set_ylabel(ylabel)
         ax.set_title(f"{key.replace('_', ' ')}: mean ± std over seeds")
         ax.grid(True, alpha=0.3)
-    axes[0].legend(fontsize=7, loc="best")
+    axes[1].legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     fig.tight_layout()
     return _png(fig)
 
