@@ -253,3 +253,27 @@ def test_complex_params_take_the_eager_rule():
     _run(fused, mine, range(3), skip=None)
     _run(torch_opt, ref, range(3), skip=None)
     torch.testing.assert_close(mine[0].detach(), ref[0].detach())
+
+
+@pytest.mark.parametrize(
+    "case", [("sgd", {"lr": 0.1, "momentum": 0.9}), ("adam", {"lr": 0.01, "amsgrad": True})],
+    ids=_case_id,
+)
+def test_large_params_are_updated_in_place_in_chunks(case, monkeypatch):
+    """Params above DIRECT_MIN_NUMEL skip the flat copy and go CHUNK at a time (8 + 1 + 1)."""
+    monkeypatch.setattr(_fused, "DIRECT_MIN_NUMEL", 4)
+    algo, hp = case
+    shapes = [(3, 4)] * 5 + [(5,)] * 4 + [(7, 3), (2,)]  # ten direct params, one packed
+    gen = torch.Generator().manual_seed(5)
+    base = [torch.randn(s, generator=gen) for s in shapes]
+    mine = [torch.nn.Parameter(t.clone()) for t in base]
+    ref = [torch.nn.Parameter(t.clone()) for t in base]
+    fused = ours.create(algo, mine, fused=True, **hp)
+    torch_opt = getattr(torch.optim, TORCH[algo])(ref, foreach=False, **hp)
+    _run(fused, mine, range(STEPS), skip=None)
+    _run(torch_opt, ref, range(STEPS), skip=None)
+    _assert_close(mine, ref, algo)
+    _assert_states_close(fused, torch_opt, mine, ref, algo)
+    key = ("momentum_buffer", "exp_avg")[algo == "adam"]
+    ptrs = {fused.state[p][key].untyped_storage().data_ptr() for p in mine[:10]}
+    assert len(ptrs) == 10  # direct params keep a state tensor of their own

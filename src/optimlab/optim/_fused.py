@@ -29,8 +29,9 @@ from __future__ import annotations
 
 import functools
 import os
+import types
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +43,12 @@ from torch.optim import Optimizer
 __all__ = ["cache_dir", "compile_count", "fused_step"]
 
 _COMPILES = 0
+
+#: contiguous parameters with at least this many elements are updated where they are; smaller
+#: ones are packed into a flat buffer (a copy costs less than a kernel call below ~64k elements)
+DIRECT_MIN_NUMEL = 1 << 16
+#: direct parameters go through the compiled rule this many at a time (one call, CHUNK loops)
+CHUNK = 8
 
 
 def cache_dir() -> Path:
@@ -118,11 +125,50 @@ def _hoisting_backend(gm: fx.GraphModule, example_inputs: list[Tensor]) -> Calla
     return run
 
 
+def _apply_rule(rule, params, grads, states, step, kwargs):  # type: ignore[no-untyped-def]
+    """The rule on ``len(params)`` tensors; compiled, one graph holds one loop per tensor."""
+    return [
+        rule(params[i], grads[i], *[None if s is None else s[i] for s in states], step=step,
+             **kwargs)
+        for i in range(len(params))
+    ]
+
+
 @functools.cache
-def _compiled(rule: Callable[..., Any]) -> Callable[..., Any]:
-    """``rule`` compiled once per process (each rule is its own code object, so own cache)."""
+def _compiled(rule: Callable[..., Any], count: int) -> Callable[..., Any]:
+    """:func:`_apply_rule` compiled for ``rule`` on ``count`` tensors at a time.
+
+    Each (rule, count) gets its own copy of the code object, hence its own Dynamo cache: the
+    variants of one optimizer (flags, dtype) never crowd out another's.
+    """
     cache_dir()
-    return torch.compile(rule, fullgraph=True, backend=_hoisting_backend)
+    code = _apply_rule.__code__.replace(co_name=f"fused_{rule.__name__}_{count}")
+    fn = types.FunctionType(code, _apply_rule.__globals__, code.co_name)
+    return torch.compile(fn, fullgraph=True, backend=_hoisting_backend)
+
+
+def _call_rule(
+    rule: Callable[..., Any],
+    params: list[Tensor],
+    grads: list[Tensor],
+    states: list[list[Tensor] | None],
+    step: Tensor,
+    kwargs: dict[str, Any],
+) -> list[Tensor | None]:
+    """Run the compiled rule on 1-D tensors, :data:`CHUNK` at a time (the rest one by one)."""
+    created: list[Tensor | None] = []
+    start = 0
+    # sizes within a chunk vary freely: no guard that two of them are equal
+    with torch.fx.experimental._config.patch(use_duck_shape=False):  # type: ignore[attr-defined]
+        while start < len(params):
+            count = CHUNK if len(params) - start >= CHUNK else 1
+            part = slice(start, start + count)
+            chunk_states = [None if s is None else s[part] for s in states]
+            created += _compiled(rule, count)(
+                rule, params[part], grads[part], chunk_states, step, kwargs
+            )
+            start += count
+    return created
 
 
 # -- flat buckets -----------------------------------------------------------------------------
@@ -149,50 +195,35 @@ def _pack(tensors: Sequence[Tensor], like: Sequence[Tensor]) -> tuple[Tensor, li
     return flat, views
 
 
+def _flat_1d(t: Tensor) -> Tensor:
+    flat = t.detach().view(-1)
+    torch._dynamo.maybe_mark_dynamic(flat, 0)
+    return flat
+
+
 @dataclass
-class _Bucket:
-    """Parameters that share device, dtype and step count, with their state held flat."""
+class _Packed:
+    """Small parameters whose state lives in one flat buffer per key."""
 
     params: list[Tensor]
-    step: float  # the step count shared by the bucket, before this step's increment
-    direct: bool  # one contiguous parameter: the rule runs on it in place, no copies
     flat_param: Tensor
     param_views: list[Tensor]
     flat_state: list[Tensor | None]  # one per ``optimizer.state_keys``
-    flat_step: Tensor | None
-    flat_grad: Tensor | None = None
-    grad_views: list[Tensor] = field(default_factory=list)
+    flat_grad: Tensor
+    grad_views: list[Tensor]
 
-    def load(self) -> Tensor:
-        """Gather this step's gradients (and the parameters) into the flat buffers."""
-        grads = [p.grad for p in self.params]
-        if self.direct:
-            g = grads[0]
-            g = g.view(-1) if g.is_contiguous() else g.reshape(-1)  # type: ignore[union-attr]
-            torch._dynamo.maybe_mark_dynamic(g, 0)
-            return g
-        if self.flat_grad is None:
-            self.flat_grad = torch.empty_like(self.flat_param)
-            torch._dynamo.maybe_mark_dynamic(self.flat_grad, 0)
-            self.grad_views = _flat_views(self.flat_grad, self.params)
-        torch._foreach_copy_(self.grad_views, grads)  # type: ignore[arg-type]
+    def load(self) -> None:
+        """Gather this step's gradients and the parameters into the flat buffers."""
+        torch._foreach_copy_(self.grad_views, [p.grad for p in self.params])  # type: ignore[misc]
         torch._foreach_copy_(self.param_views, self.params)
-        return self.flat_grad
 
     def store(self) -> None:
-        """Write the updated parameters back (nothing to do when the rule ran on them)."""
-        if not self.direct:
-            torch._foreach_copy_(self.params, self.param_views)
+        torch._foreach_copy_(self.params, self.param_views)
 
 
-def _make_bucket(optimizer: Any, params: list[Tensor], step: float) -> _Bucket:
-    """Move the bucket's state into flat buffers and point ``optimizer.state`` at views."""
-    direct = len(params) == 1 and params[0].is_contiguous()
-    if direct:
-        flat_param, param_views = params[0].detach().view(-1), [params[0]]
-        torch._dynamo.maybe_mark_dynamic(flat_param, 0)
-    else:
-        flat_param, param_views = _pack([p.detach() for p in params], params)
+def _make_packed(optimizer: Any, params: list[Tensor]) -> _Packed:
+    """Move the state of ``params`` into flat buffers and point ``optimizer.state`` at views."""
+    flat_param, param_views = _pack([p.detach() for p in params], params)
     states = [optimizer.state[p] for p in params]
     flat_state: list[Tensor | None] = []
     for key in optimizer.state_keys:
@@ -205,12 +236,51 @@ def _make_bucket(optimizer: Any, params: list[Tensor], step: float) -> _Bucket:
         for s, view in zip(states, views, strict=True):
             s[key] = view
         flat_state.append(flat)
+    flat_grad = torch.empty_like(flat_param)
+    torch._dynamo.maybe_mark_dynamic(flat_grad, 0)
+    return _Packed(params, flat_param, param_views, flat_state, flat_grad,
+                   _flat_views(flat_grad, params))
+
+
+@dataclass
+class _Bucket:
+    """Parameters that share device, dtype and step count."""
+
+    step: float  # the step count shared by the bucket, before this step's increment
+    flat_step: Tensor | None  # every ``state[p]['step']`` of the bucket is a view into it
+    packed: _Packed | None
+    direct: list[Tensor]  # large contiguous parameters, updated in place
+    direct_flat: list[Tensor]  # their 1-D views
+    direct_state: list[list[Tensor] | None]  # 1-D views of their own state, per key
+
+    def held_state(self, keys: Sequence[str]) -> list[tuple[Tensor, str, Tensor | None]]:
+        """(param, key, tensor) for state the bucket relies on: the first packed parameter's
+        and every direct one's. If ``optimizer.state`` no longer holds these, rebuild."""
+        out = []
+        if self.packed is not None:
+            p = self.packed.params[0]
+            out += [(p, k, t) for k, t in zip(keys, self.packed.flat_state, strict=True)]
+        for i, p in enumerate(self.direct):
+            for k, s in zip(keys, self.direct_state, strict=True):
+                out.append((p, k, None if s is None else s[i]))
+        return out
+
+
+def _make_bucket(optimizer: Any, params: list[Tensor], step: float) -> _Bucket:
+    direct = [p for p in params if p.is_contiguous() and p.numel() >= DIRECT_MIN_NUMEL]
+    small = [p for p in params if not (p.is_contiguous() and p.numel() >= DIRECT_MIN_NUMEL)]
+    states = [optimizer.state[p] for p in params]
     flat_step = None
     if "step" in states[0]:
         flat_step = torch.stack([s["step"] for s in states])
         for s, view in zip(states, flat_step.unbind(), strict=True):
             s["step"] = view
-    return _Bucket(params, step, direct, flat_param, param_views, flat_state, flat_step)
+    direct_state: list[list[Tensor] | None] = []
+    for key in optimizer.state_keys:
+        held = [optimizer.state[p].get(key) for p in direct]
+        direct_state.append(None if any(t is None for t in held) else [_flat_1d(t) for t in held])
+    packed = _make_packed(optimizer, small) if small else None
+    return _Bucket(step, flat_step, packed, direct, [_flat_1d(p) for p in direct], direct_state)
 
 
 @dataclass
@@ -229,13 +299,11 @@ class _Plan:
             a is not b for a, b in zip(params, self.params, strict=True)
         ):
             return False
-        keys = [k for k in optimizer.state_keys] + ["step"]
         for b in self.buckets:  # state entries replaced by hand invalidate the plan as well
-            first = optimizer.state.get(b.params[0], {})
-            for key, flat in zip(keys, [*b.flat_state, b.flat_step], strict=True):
-                held = first.get(key)
-                if (held is None) != (flat is None) or (
-                    held is not None and held.data_ptr() != flat.data_ptr()  # type: ignore[union-attr]
+            for p, key, ours in b.held_state(optimizer.state_keys):
+                held = optimizer.state.get(p, {}).get(key)
+                if (held is None) != (ours is None) or (
+                    held is not None and held.data_ptr() != ours.data_ptr()  # type: ignore[union-attr]
                 ):
                     return False
         return True
@@ -287,19 +355,29 @@ def fused_step(optimizer: Optimizer, group: dict[str, Any], params_with_grad: li
         params_with_grad = [p for p in params_with_grad if not (p.is_complex() or p.grad.is_sparse)]  # type: ignore[union-attr]
     if not params_with_grad:
         return
-    rule = _compiled(opt.rule)
     kwargs = opt._rule_kwargs(group)
     kwargs["lr"] = _as_scalar_tensor(kwargs["lr"])
+    key = opt.state_keys[0]
     for b in _plan(opt, group, params_with_grad).buckets:
-        grad = b.load()
         if b.flat_step is not None:
             b.flat_step.add_(1)
             b.step += 1
         step = torch.tensor(b.step, dtype=torch.float64)
-        created = rule(b.flat_param, grad, *b.flat_state, step=step, **kwargs)
-        if created is not None:  # SGD's momentum buffer, created on the first step
-            torch._dynamo.maybe_mark_dynamic(created, 0)
-            b.flat_state[0] = created
-            for p, view in zip(b.params, _flat_views(created, b.params), strict=True):
-                opt.state[p][opt.state_keys[0]] = view
-        b.store()
+        if b.packed is not None:
+            pk = b.packed
+            pk.load()
+            states = [None if t is None else [t] for t in pk.flat_state]
+            (made,) = _call_rule(opt.rule, [pk.flat_param], [pk.flat_grad], states, step, kwargs)
+            if made is not None:  # SGD's momentum buffer, created on the first step
+                torch._dynamo.maybe_mark_dynamic(made, 0)
+                pk.flat_state[0] = made
+                for p, view in zip(pk.params, _flat_views(made, pk.params), strict=True):
+                    opt.state[p][key] = view
+            pk.store()
+        if b.direct:
+            grads = [_flat_1d(p.grad.reshape(p.shape)) for p in b.direct]  # type: ignore[union-attr]
+            made_list = _call_rule(opt.rule, b.direct_flat, grads, b.direct_state, step, kwargs)
+            if made_list and made_list[0] is not None:
+                b.direct_state[0] = [_flat_1d(t) for t in made_list]  # type: ignore[arg-type]
+                for p, t in zip(b.direct, made_list, strict=True):
+                    opt.state[p][key] = t.view(p.shape)  # type: ignore[union-attr]
