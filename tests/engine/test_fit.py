@@ -176,3 +176,14 @@ def test_bad_arguments_are_user_errors(kwargs, match):
     model = build_model("linear", data.input_shape, 2)
     with pytest.raises(UserError, match=match):
         fit(model, torch.optim.SGD(model.parameters(), lr=0.1), data, progress=False, **kwargs)
+
+
+@pytest.mark.slow  # torch.compile takes ~30 s on 2 cores
+def test_compiled_step_matches_eager(digits):
+    runs = []
+    for compile in (False, True):
+        model, opt = _setup(digits, name="linear", lr=0.1, momentum=0.9)
+        runs.append(fit(model, opt, digits, epochs=2, batch_size=256, seed=2, progress=False,
+                        compile=compile).history)
+    assert runs[1].train_loss == pytest.approx(runs[0].train_loss, rel=1e-5)
+    assert runs[1].val_accuracy == pytest.approx(runs[0].val_accuracy, abs=0.01)

@@ -33,7 +33,8 @@ def make_train_step(
     """One optimisation step on a batch; returns the detached batch loss (no host sync).
 
     With ``compile=True`` the whole step (forward, loss, backward, clipping, optimizer step) is
-    handed to ``torch.compile``.
+    handed to ``torch.compile`` with static shapes (``dynamic=False``): the smaller last batch
+    gets its own graph instead of turning every batch's graph dynamic, which measured slower.
     """
     params = [p for g in optimizer.param_groups for p in g["params"]]
 
@@ -46,7 +47,7 @@ def make_train_step(
         optimizer.step()
         return loss.detach()
 
-    return torch.compile(step) if compile else step
+    return torch.compile(step, dynamic=False) if compile else step
 
 
 def _run_spec(model: nn.Module, optimizer: torch.optim.Optimizer, data: Dataset,
