@@ -53,3 +53,11 @@ def test_history_csv(tmp_path):
     assert len(rows) == 4
     assert rows[2]["name"] == "b" and rows[2]["seed"] == "1" and rows[2]["epoch"] == "1"
     assert float(rows[3]["train_loss"]) == 0.5
+
+
+def test_regression_table_shows_test_loss():
+    runs = [dict(make_run("a", 0, None), test_loss=2.0), dict(make_run("b", 0, None),
+                                                              test_loss=1.0)]
+    lines = format_table(grouped_rows(runs)).splitlines()
+    assert "test loss" in lines[0] and "acc" not in lines[0]
+    assert lines[2].startswith("b") and lines[2].split()[-4] == "1"  # sorted by test loss

@@ -189,13 +189,27 @@ TABLE_COLUMNS = (
 )
 
 
+REGRESSION_COLUMNS = tuple(
+    ("test loss", "test_loss", "loss") if c[1] == "test_accuracy" else c
+    for c in TABLE_COLUMNS if c[1] != "val_accuracy")
+
+
+def table_columns(rows: Sequence[dict[str, Any]]) -> tuple[tuple[str, str, str], ...]:
+    """The table's columns: test loss replaces the accuracies when there are none (regression)."""
+    if rows and all(r["test_accuracy"] is None for r in rows) and any(
+            r["test_loss"] is not None for r in rows):
+        return REGRESSION_COLUMNS
+    return TABLE_COLUMNS
+
+
 def table_cells(rows: Sequence[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
     """Header and formatted cells of the results table (shared by the CLI and the report)."""
-    header = [c[0] for c in TABLE_COLUMNS]
+    columns = table_columns(rows)
+    header = [c[0] for c in columns]
     body = []
     for row in rows:
         cells = []
-        for _, key, kind in TABLE_COLUMNS:
+        for _, key, kind in columns:
             if kind == "str":
                 cells.append(str(row[key]))
             elif kind == "hparams":
@@ -210,7 +224,7 @@ def format_table(rows: Sequence[dict[str, Any]]) -> str:
     """The results table as aligned plain text."""
     header, body = table_cells(rows)
     widths = [max(len(r[i]) for r in [header, *body]) for i in range(len(header))]
-    numeric = {i for i, c in enumerate(TABLE_COLUMNS) if c[2] not in ("str", "hparams")}
+    numeric = {i for i, c in enumerate(table_columns(rows)) if c[2] not in ("str", "hparams")}
 
     def line(cells: list[str]) -> str:
         return "  ".join(c.rjust(w) if i in numeric else c.ljust(w)
