@@ -187,3 +187,10 @@ def test_compiled_step_matches_eager(digits):
                         compile=compile).history)
     assert runs[1].train_loss == pytest.approx(runs[0].train_loss, rel=1e-5)
     assert runs[1].val_accuracy == pytest.approx(runs[0].val_accuracy, abs=0.01)
+
+
+def test_model_on_another_device_is_a_user_error():
+    data = from_tensors(torch.randn(20, 2), torch.arange(20) % 2)
+    model = build_model("linear", data.input_shape, 2).to(torch.device("meta"))
+    with pytest.raises(UserError, match="model.to"):
+        fit(model, torch.optim.SGD(model.parameters(), lr=0.1), data, epochs=1, progress=False)

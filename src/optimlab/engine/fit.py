@@ -72,6 +72,14 @@ def _validate(epochs: int, batch_size: int, val_every: int, checkpoint_every: in
             raise UserError(f"{label} must be an integer >= {low}, got {v!r}")
 
 
+def _check_devices(model: nn.Module, data: Dataset) -> None:
+    device = data.train.x.device
+    for p in model.parameters():
+        if p.device != device:
+            raise UserError(f"the model is on {p.device} but the data on {device}; "
+                            f"call model.to({str(device)!r}) before creating the optimizer")
+
+
 class _Run:
     """The mutable state of one fit call (kept together so it can be checkpointed)."""
 
@@ -207,6 +215,7 @@ def fit(
         result = fit(model, opt, data, epochs=10, checkpoint_dir="runs/a", resume=True)
     """
     _validate(epochs, batch_size, val_every, checkpoint_every)
+    _check_devices(model, data)
     loss_fn = loss_function(loss, data.task)
     sched = create_scheduler(scheduler, optimizer, **(scheduler_args or {})) if scheduler else None
     settings = {"batch_size": batch_size, "seed": seed, "loss": loss, "scheduler": scheduler,
