@@ -130,12 +130,9 @@ def _epoch(run: _Run, data: Dataset, step: Callable, batch_size: int, val: bool,
     t0 = time.perf_counter()
     lr = float(run.optimizer.param_groups[0]["lr"])
     run.model.train()
-    total = torch.zeros((), device=data.train.x.device)
-    batches = 0
-    for x, y in device_batches(data.train, batch_size, run.generator):
-        total += step(x, y)
-        batches += 1
-    train_loss = float(total) / max(batches, 1)
+    losses = [step(x, y) for x, y in device_batches(data.train, batch_size, run.generator)]
+    # one host sync per epoch: the batch losses stay on the device until this sum
+    train_loss = float(torch.stack(losses).sum()) / len(losses) if losses else math.nan
     val_loss = val_acc = None
     if val and math.isfinite(train_loss):
         vl, va, _ = split_metrics(run.model, data.val, data.task, loss)
