@@ -4,15 +4,19 @@ The defaults are the seed notebooks' experiment, shrunk to run in seconds on a l
 the ``digits`` dataset (8×8 scikit-learn digits, offline), the ``mlp`` model, seed 0, batch 64,
 30 epochs, and the notebooks' suite of nine optimizers.
 
-Why these learning rates (measured on digits/mlp, batch 64, 30 epochs, seed 0, with
-torch.optim and with ours, identical): the SGD family shares lr 1e-3 so that only momentum
-changes between them — plain SGD barely moves at that step size, momentum 0.9 multiplies the
-effective step by 1/(1-0.9) = 10 and 0.99 by 100, which is the notebooks' first lesson. Weight
-decay (1e-3) and Nesterov are variations on momentum 0.99. Adagrad, RMSprop and Adam share the
-same lr 1e-3 so that the second lesson shows: Adagrad's accumulated squared gradients shrink its
-steps and leave its train loss far above RMSprop's and Adam's, whose moving averages forget.
-Adadelta uses torch's default lr 1.0 (its step is a ratio of RMS terms; lr only scales it).
-See ``DEFAULT_RESULTS_NOTE`` for the numbers.
+Why these learning rates: the SGD family shares lr 1e-3 so that only momentum changes between
+them — plain SGD barely moves at that step size, while momentum β multiplies the long-run step
+by 1/(1-β): ×10 for 0.9, ×100 for 0.99, the notebooks' first lesson. Weight decay (1e-3) and
+Nesterov are variations on momentum 0.99. Adagrad, RMSprop and Adam share lr 1e-3 so that the
+second lesson shows: Adagrad's ever-growing sum of squared gradients shrinks its steps and
+leaves its train loss far above RMSprop's and Adam's, whose moving averages forget. Adadelta
+uses torch's default lr 1.0 (its step is a ratio of RMS terms; lr only scales it).
+
+Measured (``optimlab compare``, digits/mlp, batch 64, 30 epochs, seed 0, CPU; torch.optim's
+classes give the same numbers): test accuracy SGD 10.0%, momentum 0.9 19.2%, 0.99 90.8%,
+0.99 + weight decay 90.5%, Nesterov 91.4%, Adagrad 90.5%, RMSprop 96.9%, Adam 96.1%,
+Adadelta 97.2%; final train loss Adagrad 0.53 vs RMSprop 0.018 and Adam 0.020 — the same
+ordering as the issue author's torch.optim measurements (10% / 33% / 90%; 0.48 vs 0.008/0.013).
 
 TOML files use the same keys as the flags (``batch_size`` or ``batch-size``); ``optimizer`` is
 a list of spec strings. Unknown keys and ill-typed values are errors naming the valid keys.
@@ -39,9 +43,6 @@ DEFAULT_SUITE: tuple[str, ...] = (
     "adam:lr=1e-3",
     "adadelta:lr=1.0",
 )
-
-DEFAULT_RESULTS_NOTE = "measured numbers: see the LAB report / README 'optimlab compare' section"
-
 
 @dataclass(frozen=True)
 class CompareConfig:
