@@ -146,3 +146,18 @@ def test_tampered_checkpoint_is_a_user_error(tmp_path):
         resume_comparison(out)
     assert not (out / "results.json").exists()
     assert Path(out / "comparison.json").is_file()
+
+
+def test_resume_rejects_a_finished_record_from_another_configuration(tmp_path):
+    cfg = CompareConfig(optimizer=("sgd:lr=0.1",), epochs=1)
+    out = tmp_path / "out"
+    run_comparison(cfg, out_dir=out, store_path=None)
+    record = out / "checkpoints" / "sgd_lr=0.1" / "seed0" / "result.json"
+    data = json.loads(record.read_text())
+    data["run_config"]["epochs"] = 99
+    record.write_text(json.dumps(data))
+    with pytest.raises(UserError, match="belongs to another configuration"):
+        resume_comparison(out)
+    record.write_text("{not json")
+    with pytest.raises(UserError, match="damaged"):
+        resume_comparison(out)

@@ -233,9 +233,16 @@ def _one_run(config: CompareConfig, run: PlannedRun, seed: int, data: Any, out: 
 
     ckpt = out / "checkpoints" / run.folder / f"seed{seed}"
     done = ckpt / "result.json"
-    if resume and done.is_file():
-        return dict(json.loads(done.read_text()))
     rc = run_config(config, run, seed)
+    if resume and done.is_file():
+        try:
+            record = dict(json.loads(done.read_text()))
+        except ValueError as e:
+            raise UserError(f"--resume: {done} is damaged ({e})") from None
+        if record.get("run_config") != results.json_safe(rc):
+            raise UserError(f"--resume: {done} belongs to another configuration")
+        return record
+    done.unlink(missing_ok=True)  # a stale record from an earlier comparison in this folder
     run_id = None
     if store is not None:
         run_id = store.find_run(exp_id, run.name, seed) if resume else None
@@ -277,6 +284,7 @@ def _one_run(config: CompareConfig, run: PlannedRun, seed: int, data: Any, out: 
         "test_loss": test.loss, "test_accuracy": test.accuracy,
         "confusion_matrix": test.confusion_matrix, "wall_seconds": fitted.wall_seconds,
         "checkpoint_dir": str(ckpt.relative_to(out)), "store_run_id": run_id,
+        "run_config": rc,
     }
     if fitted.status != "interrupted":
         results.write_json(done, record)
