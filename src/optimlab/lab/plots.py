@@ -36,7 +36,7 @@ def loss_label(task: str) -> str:
 
 def _png(fig: Figure) -> bytes:
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=80, bbox_inches="tight")
+    fig.savefig(buf, format="png", dpi=80)  # no bbox_inches="tight": it draws twice
     plt.close(fig)
     return buf.getvalue()
 
@@ -88,7 +88,8 @@ def _nanstd(t: np.ndarray) -> np.ndarray:
 def line_plot(runs: Sequence[dict[str, Any]], key: str, *, ylabel: str, title: str,
               log: bool = False, scale: float = 1.0) -> bytes:
     """All runs' ``history[key]`` against epoch, one line per run name."""
-    fig, ax = plt.subplots(figsize=(8, 4.5))
+    fig, ax = plt.subplots(figsize=(10.5, 4.5))
+    fig.subplots_adjust(left=0.08, right=0.62, bottom=0.12, top=0.92)  # legend on the right
     for name, (epochs, mean, _) in curves_by_name(runs, key, scale).items():
         if log:
             mean = np.where(mean > 0, mean, np.nan)
@@ -105,7 +106,8 @@ def line_plot(runs: Sequence[dict[str, Any]], key: str, *, ylabel: str, title: s
 
 def bands_plot(runs: Sequence[dict[str, Any]], *, task: str) -> bytes:
     """Mean ± std over seeds: train loss (log scale) and validation accuracy or loss."""
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.5))
+    fig, axes = plt.subplots(1, 2, figsize=(14, 4.5))
+    fig.subplots_adjust(left=0.06, right=0.74, bottom=0.12, top=0.9, wspace=0.25)
     second = ("val_accuracy", ACC_LABEL, 100.0) if task == "classification" else (
         "val_loss", loss_label(task), 1.0)
     panels = (("train_loss", loss_label(task), 1.0), second)
@@ -122,8 +124,7 @@ def bands_plot(runs: Sequence[dict[str, Any]], *, task: str) -> bytes:
         ax.set_ylabel(ylabel)
         ax.set_title(f"{key.replace('_', ' ')}: mean ± std over seeds")
         ax.grid(True, alpha=0.3)
-    axes[1].legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
-    fig.tight_layout()
+    axes[1].legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0), frameon=False)
     return _png(fig)
 
 
