@@ -175,12 +175,13 @@ def _run_all(config: CompareConfig, planned: list[PlannedRun], seeds: list[int],
     from optimlab.models import build_model
 
     store = RunStore(store_path) if store_path is not None else None
+    # Absolute, so that --resume finds the same store from any working directory.
+    store_abs = None if store_path is None else str(Path(store_path).resolve())
     exp_id = int(saved.get("experiment_id") or 0)
-    if store is not None and (not exp_id or saved.get("store") != str(Path(store_path or ""))):
+    if store is not None and (not exp_id or saved.get("store") != store_abs):
         exp_id = store.add_experiment(config.to_dict(), str(out))
     results.write_json(out / STATE_FILE, {"config": config.to_dict(), "experiment_id": exp_id,
-                                          "store": None if store_path is None else
-                                          str(Path(store_path))})
+                                          "store": store_abs})
     runs: dict[tuple[str, int], dict[str, Any]] = {}
     interrupted = False
     try:
