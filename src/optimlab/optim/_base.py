@@ -137,11 +137,7 @@ class RuleOptimizer(Optimizer):
                 loss = closure()
         for group in self.param_groups:
             self._check_supported(group)
-            params = [p for p in group["params"] if p.grad is not None]
-            if not self.sparse_ok and any(p.grad.is_sparse for p in params):
-                raise RuntimeError(
-                    f"{type(self).__name__} does not support sparse gradients{self.sparse_hint}"
-                )
+            params = self._params_with_grad(group)
             if group.get("fused"):
                 # Imported here so the eager path never depends on the compiled one.
                 fused = importlib.import_module("optimlab.optim._fused")
@@ -150,16 +146,33 @@ class RuleOptimizer(Optimizer):
                 self._eager_step(group, params)
         return loss
 
+    def _params_with_grad(self, group: dict[str, Any]) -> list[Tensor]:
+        """The group's parameters that have a gradient; sparse ones refused unless supported."""
+        params = []
+        for p in group["params"]:
+            grad = p.grad
+            if grad is not None:
+                if grad.is_sparse and not self.sparse_ok:
+                    raise RuntimeError(
+                        f"{type(self).__name__} does not support sparse gradients"
+                        f"{self.sparse_hint}"
+                    )
+                params.append(p)
+        return params
+
     def _eager_step(self, group: dict[str, Any], params: list[Tensor]) -> None:
         """Apply ``rule`` to each parameter in turn, as torch's for-loop path does."""
+        # Locals and ``map`` keep the per-parameter Python cost at torch's level: on many
+        # small tensors this loop, not the arithmetic, is the step time.
+        rule, keys, states = self.rule, self.state_keys, self.state
         kwargs = self._rule_kwargs(group)
         for p in params:
-            state = self.state.get(p) or self._init_state(p, group)
+            state = states.get(p) or self._init_state(p, group)
             step = 0.0
-            if "step" in state:
-                state["step"] += 1
-                step = state["step"].item()  # a Python float, like torch when not capturable
-            tensors = [state.get(key) for key in self.state_keys]
-            created = self.rule(p, p.grad, *tensors, step=step, **kwargs)
+            counter = state.get("step")
+            if counter is not None:
+                counter += 1  # in place, like torch's ``step_t += 1``
+                step = counter.item()  # a Python float, like torch when not capturable
+            created = rule(p, p.grad, *map(state.get, keys), step=step, **kwargs)
             if created is not None:  # SGD creates its momentum buffer on the first step
-                self.state[p][self.state_keys[0]] = created
+                states[p][keys[0]] = created
