@@ -161,3 +161,17 @@ def test_resume_rejects_a_finished_record_from_another_configuration(tmp_path):
     record.write_text("{not json")
     with pytest.raises(UserError, match="damaged"):
         resume_comparison(out)
+
+
+def test_foreign_checkpoint_is_a_user_error(tmp_path):
+    cfg = CompareConfig(optimizer=("sgd:lr=0.1", "adam:lr=1e-3"), epochs=1)
+    out = tmp_path / "out"
+    run_comparison(cfg, out_dir=out, store_path=None)
+    sgd = out / "checkpoints" / "sgd_lr=0.1" / "seed0"
+    adam = out / "checkpoints" / "adam_lr=0.001" / "seed0"
+    (adam / "result.json").unlink()
+    for f in sgd.iterdir():
+        if f.name != "result.json":
+            (adam / f.name).write_bytes(f.read_bytes())  # sgd's checkpoint in adam's place
+    with pytest.raises(UserError, match="another configuration|does not fit"):
+        resume_comparison(out)
