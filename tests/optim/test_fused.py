@@ -259,8 +259,8 @@ def test_complex_params_take_the_eager_rule():
     "case", [("sgd", {"lr": 0.1, "momentum": 0.9}), ("adam", {"lr": 0.01, "amsgrad": True})],
     ids=_case_id,
 )
-def test_large_params_are_updated_in_place_in_chunks(case, monkeypatch):
-    """Params above DIRECT_MIN_NUMEL skip the flat copy and go CHUNK at a time (8 + 1 + 1)."""
+def test_large_params_are_updated_in_place(case, monkeypatch):
+    """Params above DIRECT_MIN_NUMEL skip the flat copy: the rule runs on each where it is."""
     monkeypatch.setattr(_fused, "DIRECT_MIN_NUMEL", 4)
     algo, hp = case
     shapes = [(3, 4)] * 5 + [(5,)] * 4 + [(7, 3), (2,)]  # ten direct params, one packed
