@@ -80,29 +80,34 @@ def _slug(text: str) -> str:
 
 
 def torch_input_params() -> list[Any]:
-    """One pytest.param per (algorithm, torch sample input), CPU and CUDA-only ones alike.
+    """One pytest.param per (algorithm, torch sample input) offered for any device.
 
-    An input torch only offers on CUDA, or one using a flag we don't honour, is kept and
-    marked skip with the reason in its id, so nothing is dropped silently.
+    torch offers some inputs only for CUDA or MPS. Those that are device-neutral (e.g. a tensor
+    lr) run here on CPU, tagged with their origin; those using a flag we don't honour are kept
+    and marked skip with the reason in their id, so nothing is dropped silently.
     """
     out = []
     for algo in ALGOS:
-        cpu = algo.inputs("cpu")
-        cpu_descs = {i.desc for i in cpu}
-        cuda_only = [i for i in algo.inputs("cuda") if i.desc not in cpu_descs]
-        for inp in cpu + cuda_only:
-            flags = [f for f in UNHONOURED if inp.kwargs.get(f)]
-            reason = None
-            if inp in cuda_only:
-                reason = "cuda-only input"
-            if flags:
-                reason = f"{'+'.join(flags)} not honoured" + (" (cuda-only)" if reason else "")
+        seen: dict[str, tuple[str, Any]] = {}
+        for device in ("cpu", "cuda", "mps"):
+            for inp in algo.inputs(device):
+                seen.setdefault(inp.desc, (device, inp))
+        for device, inp in seen.values():
             pid = f"{algo.name}-{_slug(inp.desc)}"
+            if device != "cpu":
+                pid += f"-from-{device}-inputs"
+            flags = [f for f in UNHONOURED if inp.kwargs.get(f)]
             marks = ()
-            if reason:
+            if flags:
+                reason = f"{'+'.join(flags)} not honoured"
                 pid += f"-SKIP[{_slug(reason)}]"
                 marks = (pytest.mark.skip(reason=reason),)
             out.append(pytest.param(algo, dict(inp.kwargs), id=pid, marks=marks))
+            rest = {k: v for k, v in inp.kwargs.items() if k not in flags}
+            if flags and rest not in [i.kwargs for _, i in seen.values()]:
+                # The rest of the configuration still applies: run it without the flag.
+                rid = f"{algo.name}-{_slug(inp.desc)}-without-{'+'.join(flags)}"
+                out.append(pytest.param(algo, rest, id=rid))
     return out
 
 
