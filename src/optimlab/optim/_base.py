@@ -162,8 +162,8 @@ class RuleOptimizer(Optimizer):
 
     def _eager_step(self, group: dict[str, Any], params: list[Tensor]) -> None:
         """Apply ``rule`` to each parameter in turn, as torch's for-loop path does."""
-        # Locals and ``map`` keep the per-parameter Python cost at torch's level: on many
-        # small tensors this loop, not the arithmetic, is the step time.
+        # Locals and ``map`` keep the per-parameter Python cost low (about 2 us above torch's
+        # loop): on many small tensors this loop, not the arithmetic, is the step time.
         rule, keys, states = self.rule, self.state_keys, self.state
         kwargs = self._rule_kwargs(group)
         for p in params:
