@@ -53,9 +53,14 @@ DIRECT_MIN_NUMEL = 1 << 16
 
 
 def cache_dir() -> Path:
-    """Where inductor keeps compiled kernels: ``$TORCHINDUCTOR_CACHE_DIR`` or the user cache."""
+    """Where inductor keeps compiled kernels: ``$TORCHINDUCTOR_CACHE_DIR`` if set (by the user,
+    or by inductor itself when it ran before this module was imported), else the user cache."""
     default = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "optimlab"
     return Path(os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(default / "inductor")))
+
+
+# Before inductor first asks for it (it then pins its /tmp default into the environment).
+cache_dir()
 
 
 def compile_count() -> int:
