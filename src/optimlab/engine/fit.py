@@ -103,6 +103,10 @@ class _Run:
         ckpt.check_same_run(json.loads(state["config"]) or {}, json.loads(self.config_json) or {},
                             path)
         ckpt.check_same_run(state["run"], self.spec, path)
+        shapes = {k: tuple(v.shape) for k, v in self.model.state_dict().items()}
+        stored = {k: tuple(v.shape) for k, v in state["model"].items()}
+        if shapes != stored:  # checked before anything is loaded: no partial load
+            raise CheckpointMismatch(f"checkpoint {path} holds another model's weights")
         try:
             self.model.load_state_dict(state["model"])
             self.optimizer.load_state_dict(state["optimizer"])
