@@ -273,3 +273,22 @@ def test_amp_grad_scaler_drives_ours_like_torch(algo):
         assert not any(torch.equal(a, b) for a, b in zip(start, results[-1], strict=True))
         assert all(torch.isfinite(p).all() for p in results[-1])
     assert all(torch.equal(a, b) for a, b in zip(*results, strict=True))
+
+
+@pytest.mark.parametrize("algo", ALGOS, ids=str)
+def test_class_table_matches_its_rule(algo):
+    """``state_keys`` name the rule's tensors after (param, grad); ``hyperparams`` its keywords,
+    and the generated call passes each of them through under its own name."""
+    sig = inspect.signature(algo.ours.rule).parameters
+    positional = [n for n, p in sig.items() if p.kind is p.POSITIONAL_OR_KEYWORD]
+    keywords = {n for n, p in sig.items() if p.kind is p.KEYWORD_ONLY}
+    state_names = {"sum": "state_sum"}  # Adagrad's rule calls torch's ``sum`` state_sum
+    assert positional[2:] == [state_names.get(k, k) for k in algo.ours.state_keys]
+    assert set(algo.ours.hyperparams) | {"step"} == keywords
+
+    seen = {}
+    state = {k: object() for k in algo.ours.state_keys[:1]}  # later keys absent -> None
+    hp = {name: object() for name in algo.ours.hyperparams}
+    algo.ours._rule_call(lambda *a, **k: seen.update(args=a, kwargs=k), "p", "g", state, 7.0, hp)
+    assert seen["args"] == ("p", "g", *[state.get(k) for k in algo.ours.state_keys])
+    assert seen["kwargs"] == {"step": 7.0, **hp}
