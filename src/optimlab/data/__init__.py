@@ -27,11 +27,11 @@ from optimlab.data.core import (
     DatasetUnavailable,
     Split,
     Task,
+    default_data_dir,
     device_batches,
     from_tensors,
     halve_test,
 )
-from optimlab.data.torchvision_sets import default_data_dir, load_cifar10, load_mnist_family
 
 __all__ = [
     "DATASET_NAMES",
@@ -91,6 +91,9 @@ def load_dataset(
     if key == "line":
         return _line(seed, device)
     root = Path(data_dir) if data_dir is not None else default_data_dir()
+    # torchvision costs ~2 s to import: only the datasets that need it pay for it.
+    from optimlab.data.torchvision_sets import load_cifar10, load_mnist_family
+
     if key in ("mnist", "fashion-mnist"):
         train, test, classes = load_mnist_family(key, root)
     elif key == "cifar10":

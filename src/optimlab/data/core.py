@@ -8,8 +8,10 @@ the device — no per-sample Python and no ``DataLoader`` in the training loop.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
 import torch
@@ -164,3 +166,9 @@ def halve_test(
         len(class_names),
         class_names,
     )
+
+
+def default_data_dir() -> Path:
+    """``$OPTIMLAB_DATA`` if set, else ``~/.cache/optimlab/data``."""
+    env = os.environ.get("OPTIMLAB_DATA")
+    return Path(env) if env else Path.home() / ".cache" / "optimlab" / "data"

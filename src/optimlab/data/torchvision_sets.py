@@ -34,12 +34,6 @@ CIFAR10_FILES = tuple(f"data_batch_{i}" for i in range(1, 6)) + ("test_batch", "
 MNIST_FAMILY = {"mnist": tvd.MNIST, "fashion-mnist": tvd.FashionMNIST}
 
 
-def default_data_dir() -> Path:
-    """``$OPTIMLAB_DATA`` if set, else ``~/.cache/optimlab/data``."""
-    env = os.environ.get("OPTIMLAB_DATA")
-    return Path(env) if env else Path.home() / ".cache" / "optimlab" / "data"
-
-
 def _unavailable(name: str, folder: Path, files: tuple[str, ...], missing: list[str]) -> None:
     raise DatasetUnavailable(
         f"dataset {name!r} is not available offline: looked in {folder} for "
