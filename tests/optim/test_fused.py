@@ -277,3 +277,17 @@ def test_large_params_are_updated_in_place(case, monkeypatch):
     key = ("momentum_buffer", "exp_avg")[algo == "adam"]
     ptrs = {fused.state[p][key].untyped_storage().data_ptr() for p in mine[:10]}
     assert len(ptrs) == 10  # direct params keep a state tensor of their own
+
+
+def test_packed_params_live_in_the_flat_buffer_and_rebinding_is_seen():
+    fused, mine, torch_opt, ref = _pair("adam", {"lr": 0.01})
+    _run(fused, mine, range(2))
+    _run(torch_opt, ref, range(2))
+    storages = {p.untyped_storage().data_ptr() for p in mine[:4]}  # [4] has no grad
+    assert len(storages) == 1  # group 0's small params now share one buffer
+    with torch.no_grad():
+        mine[0].data = mine[0].data.clone() + 1.0  # rebinding: must not be overwritten
+        ref[0].data = ref[0].data.clone() + 1.0
+    _run(fused, mine, range(2, 4))
+    _run(torch_opt, ref, range(2, 4))
+    _assert_close(mine, ref, "adam")
