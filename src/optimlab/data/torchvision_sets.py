@@ -13,15 +13,14 @@ trust, as with torchvision itself).
 from __future__ import annotations
 
 import gzip
-import os
 import shutil
-import tempfile
 from pathlib import Path
 
 import torch
 from torch import Tensor
 from torchvision import datasets as tvd
 
+from optimlab.atomic import atomic_open
 from optimlab.data.core import DatasetUnavailable
 
 _MNIST_FILES = (
@@ -43,16 +42,8 @@ def _unavailable(name: str, folder: Path, files: tuple[str, ...], missing: list[
 
 
 def _gunzip_atomically(src: Path, dst: Path) -> None:
-    fd, tmp = tempfile.mkstemp(dir=dst.parent, prefix=dst.name + ".", suffix=".tmp")
-    try:
-        with gzip.open(src, "rb") as fin, os.fdopen(fd, "wb") as fout:
-            shutil.copyfileobj(fin, fout)
-            fout.flush()
-            os.fsync(fout.fileno())
-        os.replace(tmp, dst)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with gzip.open(src, "rb") as fin, atomic_open(dst) as fout:
+        shutil.copyfileobj(fin, fout)
 
 
 def load_mnist_family(name: str, root: Path) -> tuple[tuple[Tensor, Tensor], tuple[Tensor, Tensor],

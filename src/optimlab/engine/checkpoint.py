@@ -10,15 +10,14 @@ one, so a kill at any moment leaves either the old or the new checkpoint, whole.
 
 from __future__ import annotations
 
-import os
 import random
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from optimlab.atomic import atomic_open
 from optimlab.errors import UserError
 
 CHECKPOINT_NAME = "checkpoint.pt"
@@ -34,26 +33,9 @@ def checkpoint_path(directory: str | Path) -> Path:
 
 
 def save_atomic(obj: dict[str, Any], path: Path) -> None:
-    """``torch.save`` to a temporary file beside ``path``, fsync, then ``os.replace``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    try:  # make the rename itself durable
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    """``torch.save`` through :func:`optimlab.atomic.atomic_open`."""
+    with atomic_open(path) as f:
+        torch.save(obj, f)
 
 
 def load(path: Path) -> dict[str, Any]:

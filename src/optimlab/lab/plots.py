@@ -20,7 +20,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-from optimlab.lab.results import atomic_write_bytes  # noqa: E402
+from optimlab.atomic import atomic_write_bytes  # noqa: E402
 
 EPOCH_LABEL = "epoch"
 ACC_LABEL = "accuracy (%)"

@@ -13,7 +13,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from optimlab.lab.results import atomic_write_text, grouped_rows, table_cells
+from optimlab.atomic import atomic_write_text
+from optimlab.lab.results import grouped_rows, table_cells
 
 _CSS = """
 body { font-family: system-ui, -apple-system, 'Segoe UI', sans-serif; margin: 2em auto;
