@@ -291,3 +291,74 @@ def test_packed_params_live_in_the_flat_buffer_and_rebinding_is_seen():
     _run(fused, mine, range(2, 4))
     _run(torch_opt, ref, range(2, 4))
     _assert_close(mine, ref, "adam")
+
+
+@pytest.mark.parametrize(
+    "case",
+    [("sgd", {"lr": 0.1, "momentum": 0.9}), ("sgd", {"lr": 0.1}),
+     ("adam", {"lr": 0.01, "weight_decay": 0.1}), ("rmsprop", {"lr": 0.01, "centered": True}),
+     ("adadelta", {})],
+    ids=_case_id,
+)
+def test_direct_params_share_one_kernel_called_without_dynamo(case, monkeypatch):
+    """Params of many sizes above DIRECT_MIN_NUMEL: one compiled kernel, which later steps
+    call directly (no Dynamo call, no recompile), with results matching torch's for-loop."""
+    algo, hp = case
+    sizes = [_fused.DIRECT_MIN_NUMEL, 100_000, 70_001, _fused.DIRECT_MIN_NUMEL + 3] * 3
+    gen = torch.Generator().manual_seed(7)
+    base = [torch.randn(n, generator=gen) for n in sizes]
+    base[1] = base[1].view(400, 250)  # a 2-D parameter is updated through its 1-D view
+    mine = [torch.nn.Parameter(t.clone()) for t in base]
+    ref = [torch.nn.Parameter(t.clone()) for t in base]
+    fused = ours.create(algo, mine, fused=True, **hp)
+    torch_opt = getattr(torch.optim, TORCH[algo])(ref, foreach=False, **hp)
+    _run(fused, mine, range(2), skip=None)  # SGD's second step is the first with a buffer
+    _run(torch_opt, ref, range(2), skip=None)
+    compiled, dynamo_calls = _fused.compile_count(), []
+    through_dynamo = _fused._DirectRule.through_dynamo
+    monkeypatch.setattr(
+        _fused._DirectRule, "through_dynamo",
+        lambda self, *a: dynamo_calls.append(1) or through_dynamo(self, *a),
+    )
+    _run(fused, mine, range(2, STEPS), skip=None)
+    _run(torch_opt, ref, range(2, STEPS), skip=None)
+    assert _fused.compile_count() == compiled
+    assert not dynamo_calls
+    _assert_close(mine, ref, algo)
+    _assert_states_close(fused, torch_opt, mine, ref, algo)
+
+
+def test_direct_kernel_is_not_used_on_another_signature(monkeypatch):
+    """A changed constant hyperparameter (baked into the kernel) gets a kernel of its own."""
+    monkeypatch.setattr(_fused, "DIRECT_MIN_NUMEL", 64)
+    sizes = [64, 100, 257]
+    gen = torch.Generator().manual_seed(8)
+    base = [torch.randn(n, generator=gen) for n in sizes]
+    mine = [torch.nn.Parameter(t.clone()) for t in base]
+    ref = [torch.nn.Parameter(t.clone()) for t in base]
+    fused = ours.Adam(mine, lr=0.01, fused=True)
+    torch_opt = torch.optim.Adam(ref, lr=0.01, foreach=False)
+    for step in range(STEPS):
+        for opt in (fused, torch_opt):
+            opt.param_groups[0]["weight_decay"] = 0.1 * step
+            opt.param_groups[0]["betas"] = (0.9, 0.99 if step % 2 else 0.999)
+        _run(fused, mine, range(step, step + 1), skip=None)
+        _run(torch_opt, ref, range(step, step + 1), skip=None)
+    _assert_close(mine, ref, "adam")
+
+
+def test_many_signatures_fall_back_to_dynamo(monkeypatch):
+    """Past MAX_DIRECT_SIGNATURES kernels for one rule, a new signature goes through Dynamo."""
+    monkeypatch.setattr(_fused, "DIRECT_MIN_NUMEL", 64)
+    monkeypatch.setattr(_fused, "MAX_DIRECT_SIGNATURES", 0)
+    gen = torch.Generator().manual_seed(9)
+    base = [torch.randn(n, generator=gen) for n in (64, 65, 300)]
+    mine = [torch.nn.Parameter(t.clone()) for t in base]
+    ref = [torch.nn.Parameter(t.clone()) for t in base]
+    fused = ours.RMSprop(mine, lr=0.01, momentum=0.5, fused=True)
+    torch_opt = torch.optim.RMSprop(ref, lr=0.01, momentum=0.5, foreach=False)
+    known = dict(_fused._DIRECT)
+    _run(fused, mine, range(STEPS), skip=None)
+    _run(torch_opt, ref, range(STEPS), skip=None)
+    assert _fused._DIRECT == known
+    _assert_close(mine, ref, "rmsprop")

@@ -12,8 +12,10 @@ instead of once per parameter. Three things make that fast:
    ``state_dict()`` still shows one tensor per parameter in torch's format. A step copies the
    gradients into a flat buffer with one ``torch._foreach_copy_`` and runs the compiled rule
    once: 4000 small kernels become one. Rebinding ``p.data`` (``module.to()``…) is detected
-   and the buffers are rebuilt. Larger contiguous parameters are updated where they are, one
-   compiled call each, with their own state tensors.
+   and the buffers are rebuilt. Larger contiguous parameters are updated where they are,
+   with their own state tensors: the rule is compiled once per signature with a symbolic
+   size, and the kernel is then called on each of them directly, without Dynamo's ~0.1 ms
+   per call (:class:`_DirectRule`), so they need no gather.
 2. **Step scalars outside the kernel.** ``step`` and ``lr`` enter the compiled graph as 0-dim
    float64 tensors (so a new step or a scheduled lr never recompiles). Left alone, inductor
    inlines the 0-dim arithmetic (``1 - β₂ᵗ``, ``√·``) into the elementwise loop and evaluates
@@ -32,6 +34,7 @@ flat buffers live on each parameter's device), but it has only been run on CPU.
 from __future__ import annotations
 
 import functools
+import itertools
 import os
 import types
 from collections.abc import Callable, Sequence
@@ -49,9 +52,9 @@ __all__ = ["cache_dir", "compile_count", "fused_step"]
 _COMPILES = 0
 
 #: contiguous parameters with at least this many elements are updated where they are; smaller
-#: ones are packed into a flat buffer (copying a gradient costs less than a compiled call, ~0.1
-#: ms, below ~250k elements: measured 160x100k Adam 24 ms packed vs 31 ms one call each)
-DIRECT_MIN_NUMEL = 1 << 18
+#: ones are packed into a flat buffer. A direct call costs ~10 µs of Python (the kernel called
+#: without Dynamo, see _DirectRule), about what gathering a gradient of ~30k floats costs
+DIRECT_MIN_NUMEL = 1 << 16
 
 
 def cache_dir() -> Path:
@@ -101,11 +104,23 @@ def _hoisting_backend(gm: fx.GraphModule, example_inputs: list[Tensor]) -> Calla
     from torch._inductor.compile_fx import compile_fx
 
     _COMPILES += 1
+    inputs = [n for n in gm.graph.nodes if n.op == "placeholder"]
+    graph_args = [n.meta.get("grapharg") for n in inputs]
+    sources = [None if a is None else getattr(a.source, "name", None) for a in graph_args]
+    outputs = gm.graph.output_node().args[0]
+    # Dynamo's fake values: a dense input whose size stayed symbolic fits any size
+    fakes = [n.meta.get("example_value") for n in inputs]
+    any_size = all(
+        isinstance(v.shape[0], torch.SymInt) for v in fakes if isinstance(v, Tensor) and v.dim()
+    )
+    kinds: list[type] = [Tensor if isinstance(v, Tensor) else int if isinstance(v, torch.SymInt)
+                         else type(None) for v in fakes]
+    n_outputs = len(outputs) if isinstance(outputs, tuple | list) else 1
     scalar = _scalar_nodes(gm.graph)
     hoisted = [n for n in scalar if any(u not in scalar for u in n.users)]
     if not hoisted:
-        return compile_fx(gm, example_inputs)  # type: ignore[return-value]
-    inputs = [n for n in gm.graph.nodes if n.op == "placeholder"]
+        kernel: Any = compile_fx(gm, example_inputs)
+        return _record(_Kernel(kernel, None, sources, any_size, kinds, n_outputs))
 
     prelude, env = fx.Graph(), {}
     for n in inputs:
@@ -124,15 +139,40 @@ def _hoisting_backend(gm: fx.GraphModule, example_inputs: list[Tensor]) -> Calla
             env2[n] = main.node_copy(n, lambda x: env2[x])
 
     extra = [n.meta.get("example_value", n.meta.get("val")) for n in hoisted]
-    kernel: Any = compile_fx(fx.GraphModule(gm, main), [*example_inputs, *extra])
+    kernel = compile_fx(fx.GraphModule(gm, main), [*example_inputs, *extra])
     prelude_fn = _float_prelude(scalar, hoisted, inputs, extra)
     if prelude_fn is None:
         prelude_fn = fx.GraphModule(gm, prelude).forward
+    return _record(_Kernel(kernel, prelude_fn, sources, any_size, kinds, n_outputs))
 
-    def run(*args: Any) -> Any:
-        return kernel(*args, *prelude_fn(*args))
 
-    return run
+@dataclass
+class _Kernel:
+    """What the backend made of one graph: the inductor kernel, the prelude computing its
+    hoisted scalars, and where Dynamo took each input from (``L['param']``, …)."""
+
+    kernel: Callable[..., Any]
+    prelude: Callable[..., Sequence[Tensor]] | None
+    sources: list[str | None]
+    any_size: bool  # every tensor input of the graph has a symbolic size
+    kinds: list[type]  # Tensor or int, per input (a float Dynamo lifted is neither: refused)
+    n_outputs: int
+
+    def __call__(self, *args: Any) -> Any:
+        if self.prelude is None:
+            return self.kernel(*args)
+        return self.kernel(*args, *self.prelude(*args))
+
+
+#: the kernels the backend made lately, newest last (:class:`_DirectRule` empties it, makes
+#: one call and takes what that call compiled)
+_BUILT: list[_Kernel] = []
+
+
+def _record(kernel: _Kernel) -> _Kernel:
+    _BUILT.append(kernel)
+    del _BUILT[:-8]
+    return kernel
 
 
 def _float_prelude(
@@ -194,10 +234,152 @@ def _call_rule(
 ) -> list[Tensor | None]:
     """Run the compiled rule on each of the 1-D ``params`` in turn."""
     fn = _compiled(rule)
+    for g in grads:  # a new size then shares the graph instead of compiling its own
+        torch._dynamo.maybe_mark_dynamic(g, 0)
     return [
         fn(rule, p, grads[i], [None if s is None else s[i] for s in states], step, kwargs)
         for i, p in enumerate(params)
     ]
+
+
+class _DirectRule:
+    """The rule compiled once for dense 1-D tensors of one signature, then called without Dynamo.
+
+    Each Dynamo call costs ~0.1 ms of frame evaluation and guards, too much once per tensor
+    for 100k-element parameters. The first call goes through Dynamo on a fresh code object
+    (so it always compiles, with the size symbolic), and the kernel the backend made then is
+    kept; later calls hand it their inputs directly, and compute the hoisted scalars once for
+    all the tensors of a step. Dynamo's guards are replaced by the signature the caller
+    checks (rule, dtype, device, which states exist, the constant hyperparameters) and by
+    the checks below (dense 1-D tensors of the parameter's dtype). A graph that returns
+    something (SGD's first step creates its buffer) keeps the Dynamo call.
+    """
+
+    def __init__(self, rule: Callable[..., Any], number: int) -> None:
+        # A name of its own: Dynamo keeps its automatic-dynamic record per name, and a float
+        # that differs between two signatures would otherwise become an input of the graph.
+        code = _apply_rule.__code__.replace(co_name=f"direct_{rule.__name__}_{number}")
+        fn = types.FunctionType(code, _apply_rule.__globals__, code.co_name)
+        self.rule = rule
+        self.fn = torch.compile(fn, fullgraph=True, backend=_hoisting_backend)
+        self.kernel: _Kernel | None = None
+        self.args: Callable[[dict[str, Any]], tuple[Any, ...]] | None = None
+        self.compiled = False
+
+    def _capture(self, built: list[_Kernel], made: Any, frame: dict[str, Any]) -> None:
+        """Keep the kernel of the first call if it can be called on other sizes as is."""
+        if len(built) != 1 or made is not None or built[0].n_outputs != 0:
+            return
+        k = built[0]
+        if any(src is None for src in k.sources):
+            return
+        if not k.any_size:
+            return  # a size was specialised: the kernel only fits that size
+        try:  # Dynamo's own spelling of where each input comes from, over the frame's locals
+            self.args = eval(  # noqa: S307 (source names Dynamo generated, no user input)
+                f"lambda L: ({', '.join(k.sources)},)",  # type: ignore[arg-type]
+                {"__builtins__": {}},
+            )
+            args = self.args(frame)  # type: ignore[misc]
+        except (SyntaxError, NameError, LookupError, TypeError):
+            self.args = None
+            return
+        if len(args) != len(k.kinds) or any(
+            not isinstance(a, kind) for a, kind in zip(args, k.kinds, strict=True)
+        ):
+            self.args = None
+            return
+        self.kernel = k
+
+    def through_dynamo(
+        self, p: Tensor, g: Tensor, st: list[Tensor | None], step: Tensor, kwargs: dict[str, Any]
+    ) -> Tensor | None:
+        """The compiled rule called the ordinary way (compiling on the first call)."""
+        torch._dynamo.maybe_mark_dynamic(g, 0)
+        made: Tensor | None = self.fn(self.rule, p, g, st, step, kwargs)
+        return made
+
+    def __call__(
+        self, params: list[Tensor], grads: list[Tensor], states: list[list[Tensor] | None],
+        step: Tensor, kwargs: dict[str, Any],
+    ) -> list[Tensor | None]:
+        out: list[Tensor | None] = []
+        dtype, device = params[0].dtype, params[0].device
+        extra: Sequence[Tensor] = ()
+        for i, p in enumerate(params):
+            g, st = grads[i], [None if s is None else s[i] for s in states]
+            if not self.compiled:
+                _BUILT.clear()
+                made = self.through_dynamo(p, g, st, step, kwargs)
+                frame = {"param": p, "grad": g, "states": st, "step": step, "kwargs": kwargs}
+                self._capture(list(_BUILT), made, frame)
+                self.compiled = True
+                out.append(made)
+                continue
+            if (
+                self.kernel is None or self.args is None
+                or g.dtype != dtype or g.device != device or not g.is_contiguous()
+                or g.numel() >= 1 << 31
+            ):
+                out.append(self.through_dynamo(p, g, st, step, kwargs))
+                continue
+            args = self.args({"param": p, "grad": g, "states": st, "step": step, "kwargs": kwargs})
+            if self.kernel.prelude is not None and not extra:
+                extra = self.kernel.prelude(*args)  # the same step and lr for every tensor
+            self.kernel.kernel(*args, *extra)
+            out.append(None)
+        return out
+
+
+#: one compiled kernel per (rule, signature); past this many signatures of one rule (a
+#: scheduled weight decay…) the rule goes through Dynamo, whose floats then turn dynamic
+MAX_DIRECT_SIGNATURES = 8
+_DIRECT: dict[tuple[Callable[..., Any], tuple[Any, ...]], _DirectRule] = {}
+_DIRECT_NUMBERS = itertools.count()
+
+
+def _signature(
+    param: Tensor, states: list[list[Tensor] | None], kwargs: dict[str, Any]
+) -> tuple[Any, ...] | None:
+    """What the direct kernel was specialised on, or None when a hyperparameter is a tensor
+    (other than ``lr``, always a 0-dim float64) or otherwise unhashable."""
+    items = []
+    for name, value in sorted(kwargs.items()):
+        if name == "lr":
+            continue
+        if isinstance(value, Tensor) or (
+            isinstance(value, tuple) and any(isinstance(v, Tensor) for v in value)
+        ):
+            return None
+        items.append((name, type(value), value))
+    try:
+        hash(tuple(items))
+    except TypeError:
+        return None
+    return (param.device, param.dtype, tuple(s is None for s in states), tuple(items))
+
+
+def _call_direct(
+    rule: Callable[..., Any],
+    params: list[Tensor],
+    grads: list[Tensor],
+    states: list[list[Tensor] | None],
+    step: Tensor,
+    kwargs: dict[str, Any],
+) -> list[Tensor | None]:
+    """Run the compiled rule on each of the dense 1-D ``params`` (see :class:`_DirectRule`)."""
+    signature = _signature(params[0], states, kwargs)
+    dtype, device = params[0].dtype, params[0].device
+    if signature is None or any(
+        t.dtype != dtype or t.device != device for s in states if s is not None for t in s
+    ):
+        return _call_rule(rule, params, grads, states, step, kwargs)
+    runner = _DIRECT.get((rule, signature))
+    if runner is None:
+        if sum(r is rule for r, _ in _DIRECT) >= MAX_DIRECT_SIGNATURES:
+            return _call_rule(rule, params, grads, states, step, kwargs)
+        runner = _DIRECT[rule, signature] = _DirectRule(rule, next(_DIRECT_NUMBERS))
+    return runner(params, grads, states, step, kwargs)
 
 
 # -- flat buckets -----------------------------------------------------------------------------
@@ -285,17 +467,21 @@ class _Bucket:
     direct: list[Tensor]  # large contiguous parameters, updated in place
     direct_flat: list[Tensor]  # their 1-D views
     direct_state: list[list[Tensor] | None]  # 1-D views of their own state, per key
+    held: list[tuple[Tensor, str, Tensor | None]] | None = None  # held_state, until it changes
 
     def held_state(self, keys: Sequence[str]) -> list[tuple[Tensor, str, Tensor | None]]:
         """(param, key, tensor) for state the bucket relies on: the first packed parameter's
         and every direct one's. If ``optimizer.state`` no longer holds these, rebuild."""
-        out = []
+        if self.held is not None:
+            return self.held
+        out: list[tuple[Tensor, str, Tensor | None]] = []
         if self.packed is not None:
             p = self.packed.params[0]
             out += [(p, k, t) for k, t in zip(keys, self.packed.flat_state, strict=True)]
         for i, p in enumerate(self.direct):
             for k, s in zip(keys, self.direct_state, strict=True):
                 out.append((p, k, None if s is None else s[i]))
+        self.held = out
         return out
 
 
@@ -329,6 +515,11 @@ class _Plan:
         if self.group is not group or self.state is not optimizer.state:
             return False
         if any(b.packed is not None and not b.packed.still_aliased() for b in self.buckets):
+            return False
+        if any(  # a direct parameter rebound (``module.to()``…) must not update the old storage
+            p.data_ptr() != f.data_ptr() or p.dtype != f.dtype
+            for b in self.buckets for p, f in zip(b.direct, b.direct_flat, strict=True)
+        ):
             return False
         if len(params) != len(self.params) or any(
             a is not b for a, b in zip(params, self.params, strict=True)
@@ -406,12 +597,14 @@ def fused_step(optimizer: Optimizer, group: dict[str, Any], params_with_grad: li
             if made is not None:  # SGD's momentum buffer, created on the first step
                 torch._dynamo.maybe_mark_dynamic(made, 0)
                 pk.flat_state[0] = made
+                b.held = None
                 for p, view in zip(pk.params, _flat_views(made, pk.params), strict=True):
                     opt.state[p][key] = view
         if b.direct:
-            grads = [_flat_1d(p.grad.reshape(p.shape)) for p in b.direct]  # type: ignore[union-attr]
-            made_list = _call_rule(opt.rule, b.direct_flat, grads, b.direct_state, step, kwargs)
+            grads = [p.grad.reshape(-1) for p in b.direct]  # type: ignore[union-attr]
+            made_list = _call_direct(opt.rule, b.direct_flat, grads, b.direct_state, step, kwargs)
             if made_list and made_list[0] is not None:
                 b.direct_state[0] = [_flat_1d(t) for t in made_list]  # type: ignore[arg-type]
+                b.held = None
                 for p, t in zip(b.direct, made_list, strict=True):
                     opt.state[p][key] = t.view(p.shape)  # type: ignore[union-attr]
