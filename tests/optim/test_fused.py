@@ -16,7 +16,7 @@ import pytest
 import torch
 
 import optimlab.optim as ours
-from optimlab.optim import _fused
+from optimlab.optim import _compile, _fused
 
 STEPS = 5
 
@@ -315,9 +315,9 @@ def test_direct_params_share_one_kernel_called_without_dynamo(case, monkeypatch)
     _run(fused, mine, range(2), skip=None)  # SGD's second step is the first with a buffer
     _run(torch_opt, ref, range(2), skip=None)
     compiled, dynamo_calls = _fused.compile_count(), []
-    through_dynamo = _fused._DirectRule.through_dynamo
+    through_dynamo = _compile._DirectRule.through_dynamo
     monkeypatch.setattr(
-        _fused._DirectRule, "through_dynamo",
+        _compile._DirectRule, "through_dynamo",
         lambda self, *a: dynamo_calls.append(1) or through_dynamo(self, *a),
     )
     _run(fused, mine, range(2, STEPS), skip=None)
@@ -350,15 +350,15 @@ def test_direct_kernel_is_not_used_on_another_signature(monkeypatch):
 def test_many_signatures_fall_back_to_dynamo(monkeypatch):
     """Past MAX_DIRECT_SIGNATURES kernels for one rule, a new signature goes through Dynamo."""
     monkeypatch.setattr(_fused, "DIRECT_MIN_NUMEL", 64)
-    monkeypatch.setattr(_fused, "MAX_DIRECT_SIGNATURES", 0)
+    monkeypatch.setattr(_compile, "MAX_DIRECT_SIGNATURES", 0)
     gen = torch.Generator().manual_seed(9)
     base = [torch.randn(n, generator=gen) for n in (64, 65, 300)]
     mine = [torch.nn.Parameter(t.clone()) for t in base]
     ref = [torch.nn.Parameter(t.clone()) for t in base]
     fused = ours.RMSprop(mine, lr=0.01, momentum=0.5, fused=True)
     torch_opt = torch.optim.RMSprop(ref, lr=0.01, momentum=0.5, foreach=False)
-    known = dict(_fused._DIRECT)
+    known = dict(_compile._DIRECT)
     _run(fused, mine, range(STEPS), skip=None)
     _run(torch_opt, ref, range(STEPS), skip=None)
-    assert _fused._DIRECT == known
+    assert _compile._DIRECT == known
     _assert_close(mine, ref, "rmsprop")
