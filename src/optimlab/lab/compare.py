@@ -172,7 +172,6 @@ def _run_all(config: CompareConfig, planned: list[PlannedRun], seeds: list[int],
              resume: bool, progress: bool, say: Callable[[str], None]) -> Comparison:
     """Every planned run for every seed, then the outputs."""
     from optimlab.data import load_dataset
-    from optimlab.models import build_model
 
     store = RunStore(store_path) if store_path is not None else None
     # Absolute, so that --resume finds the same store from any working directory.
@@ -191,7 +190,7 @@ def _run_all(config: CompareConfig, planned: list[PlannedRun], seeds: list[int],
                                     device=device)
             for run in planned:
                 record = _one_run(config, run, seed, data, out, store, exp_id, resume,
-                                  progress, build_model)
+                                  progress)
                 runs[(run.name, seed)] = record
                 say(_run_line(record, len(runs), len(planned) * len(seeds)))
                 if record["status"] == "interrupted":
@@ -227,10 +226,11 @@ def _run_line(record: dict[str, Any], i: int, n: int) -> str:
 
 
 def _one_run(config: CompareConfig, run: PlannedRun, seed: int, data: Any, out: Path,
-             store: RunStore | None, exp_id: int, resume: bool, progress: bool,
-             build_model: Callable[..., Any]) -> dict[str, Any]:
+             store: RunStore | None, exp_id: int, resume: bool, progress: bool
+             ) -> dict[str, Any]:
     """Train one optimizer on one seed (or load its finished record when resuming)."""
     from optimlab.engine import EarlyStopping, evaluate, fit
+    from optimlab.models import build_model
 
     ckpt = out / "checkpoints" / run.folder / f"seed{seed}"
     done = ckpt / "result.json"
