@@ -16,7 +16,7 @@ import pytest
 import torch
 
 import optimlab.optim as ours
-from optimlab.optim import _compile, _fused
+from optimlab.optim import _direct, _fused
 
 STEPS = 5
 
@@ -315,17 +315,68 @@ def test_direct_params_share_one_kernel_called_without_dynamo(case, monkeypatch)
     _run(fused, mine, range(2), skip=None)  # SGD's second step is the first with a buffer
     _run(torch_opt, ref, range(2), skip=None)
     compiled, dynamo_calls = _fused.compile_count(), []
-    through_dynamo = _compile._DirectRule.through_dynamo
+    through_dynamo = _direct.DirectRule.through_dynamo
     monkeypatch.setattr(
-        _compile._DirectRule, "through_dynamo",
+        _direct.DirectRule, "through_dynamo",
         lambda self, *a: dynamo_calls.append(1) or through_dynamo(self, *a),
     )
     _run(fused, mine, range(2, STEPS), skip=None)
     _run(torch_opt, ref, range(2, STEPS), skip=None)
     assert _fused.compile_count() == compiled
     assert not dynamo_calls
+    runners = [r for (rule, _), r in _direct._DIRECT.items() if rule is fused.rule and r.kernel]
+    assert runners and all(r.fast is not None for r in runners)  # inductor's C++ kernel itself
     _assert_close(mine, ref, algo)
     _assert_states_close(fused, torch_opt, mine, ref, algo)
+
+
+def test_direct_params_with_non_contiguous_grads():
+    """A strided or transposed gradient cannot be handed to the kernel as is: it is flattened
+    into a copy first, and the results still match torch."""
+    n = _fused.DIRECT_MIN_NUMEL
+    gen = torch.Generator().manual_seed(11)
+    base = [torch.randn(n, generator=gen), torch.randn(n // 256, 256, generator=gen)]
+    mine = [torch.nn.Parameter(t.clone()) for t in base]
+    ref = [torch.nn.Parameter(t.clone()) for t in base]
+    fused = ours.Adam(mine, lr=0.01, fused=True)
+    torch_opt = torch.optim.Adam(ref, lr=0.01, foreach=False)
+    for step in range(STEPS):
+        strided = torch.randn(2 * n, generator=gen)[::2]
+        grads = [strided, torch.randn(256, n // 256, generator=gen).t()]
+        if step == 0:
+            grads = [g.contiguous() for g in grads]  # the first call compiles on dense ones
+        for p, q, g in zip(mine, ref, grads, strict=True):
+            p.grad, q.grad = g, g.clone()
+        fused.step()
+        torch_opt.step()
+    _assert_close(mine, ref, "adam")
+
+
+class _Generated:
+    """Stands in for what inductor returns: ``source_code`` and the bound ``call``."""
+
+    def __init__(self, body: str) -> None:
+        self.source_code = f"class Runner:\n    def call(self, args):\n{body}"
+        namespace: dict[str, object] = {"cpp_fused_k_0": print}
+        exec(self.source_code, namespace)
+        self.current_callable = namespace["Runner"]().call  # type: ignore[operator]
+
+
+def test_kernel_calls_reads_inductor_call_and_refuses_anything_else():
+    plain = """        arg0_1, arg1_1, arg2_1 = args
+        args.clear()
+        s3 = arg0_1
+        assert_size_stride_grouped((arg1_1, arg2_1), ((s3, ), (s3, )), ((1, ), (1, )), 'input')
+        cpp_fused_k_0(arg2_1, arg1_1, arg1_1, s3, 2)
+        del arg1_1
+        return ()
+"""
+    ((kernel, where),) = _direct.kernel_calls(_Generated(plain))
+    assert kernel is print and where == [2, 1, 1, 0, "2"]
+    allocating = plain.replace("        del arg1_1\n", "        buf0 = empty_strided_cpu((s3, ))\n")
+    returning = plain.replace("return ()", "return (arg1_1, )")
+    for body in (allocating, returning):
+        assert _direct.kernel_calls(_Generated(body)) is None
 
 
 def test_direct_kernel_is_not_used_on_another_signature(monkeypatch):
@@ -350,15 +401,15 @@ def test_direct_kernel_is_not_used_on_another_signature(monkeypatch):
 def test_many_signatures_fall_back_to_dynamo(monkeypatch):
     """Past MAX_DIRECT_SIGNATURES kernels for one rule, a new signature goes through Dynamo."""
     monkeypatch.setattr(_fused, "DIRECT_MIN_NUMEL", 64)
-    monkeypatch.setattr(_compile, "MAX_DIRECT_SIGNATURES", 0)
+    monkeypatch.setattr(_direct, "MAX_DIRECT_SIGNATURES", 0)
     gen = torch.Generator().manual_seed(9)
     base = [torch.randn(n, generator=gen) for n in (64, 65, 300)]
     mine = [torch.nn.Parameter(t.clone()) for t in base]
     ref = [torch.nn.Parameter(t.clone()) for t in base]
     fused = ours.RMSprop(mine, lr=0.01, momentum=0.5, fused=True)
     torch_opt = torch.optim.RMSprop(ref, lr=0.01, momentum=0.5, foreach=False)
-    known = dict(_compile._DIRECT)
+    known = dict(_direct._DIRECT)
     _run(fused, mine, range(STEPS), skip=None)
     _run(torch_opt, ref, range(STEPS), skip=None)
-    assert _compile._DIRECT == known
+    assert _direct._DIRECT == known
     _assert_close(mine, ref, "rmsprop")

@@ -1,19 +1,17 @@
-"""Compiling an update rule: the hoisting backend, the persistent cache, direct kernel calls.
+"""Compiling an update rule: the hoisting backend and the persistent cache.
 
 This is the half of the ``fused=True`` path that turns ``optimizer.rule`` (the same function
 the eager path loops over) into fast kernels; :mod:`optimlab.optim._fused` lays parameters and
-state out in buffers and calls :func:`call_rule` / :func:`call_direct`.
+state out in buffers and calls :func:`call_rule`, or
+:func:`optimlab.optim._direct.call_direct` for parameters updated where they are.
 
 - **Step scalars outside the kernel.** ``step`` and ``lr`` enter the compiled graph as 0-dim
   float64 tensors (so a new step or a scheduled lr never recompiles). Left alone, inductor
   inlines the 0-dim arithmetic (``1 - β₂ᵗ``, ``√·``) into the elementwise loop and evaluates
   two ``std::pow`` per vector of 8 floats — 4× slower than torch's fused Adam on CPU.
-  :func:`_hoisting_backend` cuts those 0-dim nodes out of the graph, evaluates them once per
+  :func:`hoisting_backend` cuts those 0-dim nodes out of the graph, evaluates them once per
   call on Python floats (as the eager rule does) and hands the results to the inductor kernel
   as inputs.
-- **Direct calls.** For parameters updated where they are, the rule is compiled once per
-  signature with a symbolic size and the kernel is then called on each parameter directly,
-  without Dynamo's ~0.1 ms per call (:class:`_DirectRule`).
 - **A persistent compile cache.** Inductor's FX graph cache is kept on disk (by default under
   ``~/.cache/optimlab/inductor``; set ``TORCHINDUCTOR_CACHE_DIR`` to move it), so a second
   process pays only Dynamo's trace, not the C++ compile.
@@ -22,7 +20,6 @@ state out in buffers and calls :func:`call_rule` / :func:`call_direct`.
 from __future__ import annotations
 
 import functools
-import itertools
 import os
 import types
 from collections.abc import Callable, Sequence
@@ -34,7 +31,8 @@ import torch
 import torch.fx as fx
 from torch import Tensor
 
-__all__ = ["cache_dir", "call_direct", "call_rule", "compile_count"]
+__all__ = ["BUILT", "Kernel", "apply_rule", "cache_dir", "call_rule", "compile_count",
+           "hoisting_backend"]
 
 _COMPILES = 0
 
@@ -75,7 +73,7 @@ def _scalar_nodes(graph: fx.Graph) -> list[fx.Node]:
     return [n for n in graph.nodes if n in found]
 
 
-def _hoisting_backend(gm: fx.GraphModule, example_inputs: list[Tensor]) -> Callable[..., Any]:
+def hoisting_backend(gm: fx.GraphModule, example_inputs: list[Tensor]) -> Callable[..., Any]:
     """Compile ``gm`` with inductor after moving its 0-dim arithmetic out of the kernel.
 
     The prelude (``1 - β^t``, ``lr / bc1``, ``bc2 ** 0.5`` …, a dozen scalar ops) runs eagerly
@@ -102,7 +100,7 @@ def _hoisting_backend(gm: fx.GraphModule, example_inputs: list[Tensor]) -> Calla
     hoisted = [n for n in scalar if any(u not in scalar for u in n.users)]
     if not hoisted:
         kernel: Any = compile_fx(gm, example_inputs)
-        return _record(_Kernel(kernel, None, sources, any_size, kinds, n_outputs))
+        return _record(Kernel(kernel, None, sources, any_size, kinds, n_outputs))
 
     prelude, env = fx.Graph(), {}
     for n in inputs:
@@ -125,11 +123,11 @@ def _hoisting_backend(gm: fx.GraphModule, example_inputs: list[Tensor]) -> Calla
     prelude_fn = _float_prelude(scalar, hoisted, inputs, extra)
     if prelude_fn is None:
         prelude_fn = fx.GraphModule(gm, prelude).forward
-    return _record(_Kernel(kernel, prelude_fn, sources, any_size, kinds, n_outputs))
+    return _record(Kernel(kernel, prelude_fn, sources, any_size, kinds, n_outputs))
 
 
 @dataclass
-class _Kernel:
+class Kernel:
     """What the backend made of one graph: the inductor kernel, the prelude computing its
     hoisted scalars, and where Dynamo took each input from (``L['param']``, …)."""
 
@@ -146,14 +144,14 @@ class _Kernel:
         return self.kernel(*args, *self.prelude(*args))
 
 
-#: the kernels the backend made lately, newest last (:class:`_DirectRule` empties it, makes
+#: the kernels the backend made lately, newest last (``_direct.DirectRule`` empties it, makes
 #: one call and takes what that call compiled)
-_BUILT: list[_Kernel] = []
+BUILT: list[Kernel] = []
 
 
-def _record(kernel: _Kernel) -> _Kernel:
-    _BUILT.append(kernel)
-    del _BUILT[:-8]
+def _record(kernel: Kernel) -> Kernel:
+    BUILT.append(kernel)
+    del BUILT[:-8]
     return kernel
 
 
@@ -188,22 +186,22 @@ def _float_prelude(
     return prelude
 
 
-def _apply_rule(rule, param, grad, states, step, kwargs):  # type: ignore[no-untyped-def]
+def apply_rule(rule, param, grad, states, step, kwargs):  # type: ignore[no-untyped-def]
     """The body that gets compiled: one call of the rule (named per rule, see _compiled)."""
     return rule(param, grad, *states, step=step, **kwargs)
 
 
 @functools.cache
 def _compiled(rule: Callable[..., Any]) -> Callable[..., Any]:
-    """:func:`_apply_rule` compiled for ``rule``.
+    """:func:`apply_rule` compiled for ``rule``.
 
     Each rule gets its own copy of the code object, hence its own Dynamo cache: the variants
     of one optimizer (flags, dtype) never crowd out another's under Dynamo's recompile limit.
     """
     cache_dir()
-    code = _apply_rule.__code__.replace(co_name=f"fused_{rule.__name__}")
-    fn = types.FunctionType(code, _apply_rule.__globals__, code.co_name)
-    return torch.compile(fn, fullgraph=True, backend=_hoisting_backend)
+    code = apply_rule.__code__.replace(co_name=f"fused_{rule.__name__}")
+    fn = types.FunctionType(code, apply_rule.__globals__, code.co_name)
+    return torch.compile(fn, fullgraph=True, backend=hoisting_backend)
 
 
 def call_rule(
@@ -222,143 +220,3 @@ def call_rule(
         fn(rule, p, grads[i], [None if s is None else s[i] for s in states], step, kwargs)
         for i, p in enumerate(params)
     ]
-
-
-class _DirectRule:
-    """The rule compiled once for dense 1-D tensors of one signature, then called without Dynamo.
-
-    Each Dynamo call costs ~0.1 ms of frame evaluation and guards, too much once per tensor
-    for 100k-element parameters. The first call goes through Dynamo on a fresh code object
-    (so it always compiles, with the size symbolic), and the kernel the backend made then is
-    kept; later calls hand it their inputs directly, and compute the hoisted scalars once for
-    all the tensors of a step. Dynamo's guards are replaced by the signature the caller
-    checks (rule, dtype, device, which states exist, the constant hyperparameters) and by
-    the checks below (dense 1-D tensors of the parameter's dtype). A graph that returns
-    something (SGD's first step creates its buffer) keeps the Dynamo call.
-    """
-
-    def __init__(self, rule: Callable[..., Any], number: int) -> None:
-        # A name of its own: Dynamo keeps its automatic-dynamic record per name, and a float
-        # that differs between two signatures would otherwise become an input of the graph.
-        code = _apply_rule.__code__.replace(co_name=f"direct_{rule.__name__}_{number}")
-        fn = types.FunctionType(code, _apply_rule.__globals__, code.co_name)
-        self.rule = rule
-        self.fn = torch.compile(fn, fullgraph=True, backend=_hoisting_backend)
-        self.kernel: _Kernel | None = None
-        self.args: Callable[[dict[str, Any]], tuple[Any, ...]] | None = None
-        self.compiled = False
-
-    def _capture(self, built: list[_Kernel], made: Any, frame: dict[str, Any]) -> None:
-        """Keep the kernel of the first call if it can be called on other sizes as is."""
-        if len(built) != 1 or made is not None or built[0].n_outputs != 0:
-            return
-        k = built[0]
-        if any(src is None for src in k.sources):
-            return
-        if not k.any_size:
-            return  # a size was specialised: the kernel only fits that size
-        try:  # Dynamo's own spelling of where each input comes from, over the frame's locals
-            self.args = eval(  # noqa: S307 (source names Dynamo generated, no user input)
-                f"lambda L: ({', '.join(k.sources)},)",  # type: ignore[arg-type]
-                {"__builtins__": {}},
-            )
-            args = self.args(frame)  # type: ignore[misc]
-        except (SyntaxError, NameError, LookupError, TypeError):
-            self.args = None
-            return
-        if len(args) != len(k.kinds) or any(
-            not isinstance(a, kind) for a, kind in zip(args, k.kinds, strict=True)
-        ):
-            self.args = None
-            return
-        self.kernel = k
-
-    def through_dynamo(
-        self, p: Tensor, g: Tensor, st: list[Tensor | None], step: Tensor, kwargs: dict[str, Any]
-    ) -> Tensor | None:
-        """The compiled rule called the ordinary way (compiling on the first call)."""
-        torch._dynamo.maybe_mark_dynamic(g, 0)
-        made: Tensor | None = self.fn(self.rule, p, g, st, step, kwargs)
-        return made
-
-    def __call__(
-        self, params: list[Tensor], grads: list[Tensor], states: list[list[Tensor] | None],
-        step: Tensor, kwargs: dict[str, Any],
-    ) -> list[Tensor | None]:
-        out: list[Tensor | None] = []
-        dtype, device = params[0].dtype, params[0].device
-        extra: Sequence[Tensor] = ()
-        for i, p in enumerate(params):
-            g, st = grads[i], [None if s is None else s[i] for s in states]
-            if not self.compiled:
-                _BUILT.clear()
-                made = self.through_dynamo(p, g, st, step, kwargs)
-                frame = {"param": p, "grad": g, "states": st, "step": step, "kwargs": kwargs}
-                self._capture(list(_BUILT), made, frame)
-                self.compiled = True
-                out.append(made)
-                continue
-            if (
-                self.kernel is None or self.args is None
-                or g.dtype != dtype or g.device != device or not g.is_contiguous()
-                or g.numel() >= 1 << 31
-            ):
-                out.append(self.through_dynamo(p, g, st, step, kwargs))
-                continue
-            args = self.args({"param": p, "grad": g, "states": st, "step": step, "kwargs": kwargs})
-            if self.kernel.prelude is not None and not extra:
-                extra = self.kernel.prelude(*args)  # the same step and lr for every tensor
-            self.kernel.kernel(*args, *extra)
-            out.append(None)
-        return out
-
-
-#: one compiled kernel per (rule, signature); past this many signatures of one rule (a
-#: scheduled weight decay…) the rule goes through Dynamo, whose floats then turn dynamic
-MAX_DIRECT_SIGNATURES = 8
-_DIRECT: dict[tuple[Callable[..., Any], tuple[Any, ...]], _DirectRule] = {}
-_DIRECT_NUMBERS = itertools.count()
-
-
-def _signature(
-    param: Tensor, states: list[list[Tensor] | None], kwargs: dict[str, Any]
-) -> tuple[Any, ...] | None:
-    """What the direct kernel was specialised on, or None when a hyperparameter is a tensor
-    (other than ``lr``, always a 0-dim float64) or otherwise unhashable."""
-    items = []
-    for name, value in sorted(kwargs.items()):
-        if name == "lr":
-            continue
-        if isinstance(value, Tensor) or (
-            isinstance(value, tuple) and any(isinstance(v, Tensor) for v in value)
-        ):
-            return None
-        items.append((name, type(value), value))
-    try:
-        hash(tuple(items))
-    except TypeError:
-        return None
-    return (param.device, param.dtype, tuple(s is None for s in states), tuple(items))
-
-
-def call_direct(
-    rule: Callable[..., Any],
-    params: list[Tensor],
-    grads: list[Tensor],
-    states: list[list[Tensor] | None],
-    step: Tensor,
-    kwargs: dict[str, Any],
-) -> list[Tensor | None]:
-    """Run the compiled rule on each of the dense 1-D ``params`` (see :class:`_DirectRule`)."""
-    signature = _signature(params[0], states, kwargs)
-    dtype, device = params[0].dtype, params[0].device
-    if signature is None or any(
-        t.dtype != dtype or t.device != device for s in states if s is not None for t in s
-    ):
-        return call_rule(rule, params, grads, states, step, kwargs)
-    runner = _DIRECT.get((rule, signature))
-    if runner is None:
-        if sum(r is rule for r, _ in _DIRECT) >= MAX_DIRECT_SIGNATURES:
-            return call_rule(rule, params, grads, states, step, kwargs)
-        runner = _DIRECT[rule, signature] = _DirectRule(rule, next(_DIRECT_NUMBERS))
-    return runner(params, grads, states, step, kwargs)

@@ -23,15 +23,17 @@ flat buffers live on each parameter's device), but it has only been run on CPU.
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 from torch import Tensor
 from torch.optim import Optimizer
 
-from ._compile import cache_dir, call_direct, call_rule, compile_count
+from ._compile import cache_dir, call_rule, compile_count
+from ._direct import call_direct
 
 __all__ = ["DIRECT_MIN_NUMEL", "cache_dir", "compile_count", "fused_step"]
 
@@ -86,11 +88,6 @@ class _Packed:
         """Gather this step's gradients into the flat buffer (the values already live there)."""
         torch._foreach_copy_(self.grad_views, [p.grad for p in self.params])  # type: ignore[misc]
 
-    def still_aliased(self) -> bool:
-        """False once someone rebound ``p.data`` (``module.to()``, weight loading by assignment)."""
-        return all(
-            p.data_ptr() == v.data_ptr() for p, v in zip(self.params, self.param_views, strict=True)
-        )
 
 
 def _make_packed(optimizer: Any, params: list[Tensor]) -> _Packed:
@@ -126,27 +123,27 @@ class _Bucket:
     direct: list[Tensor]  # large contiguous parameters, updated in place
     direct_flat: list[Tensor]  # their 1-D views
     direct_state: list[list[Tensor] | None]  # 1-D views of their own state, per key
-    held: list[tuple[Tensor, str, Tensor | None]] | None = None  # held_state, until it changes
 
-    def held_state(self, keys: Sequence[str]) -> list[tuple[Tensor, str, Tensor | None]]:
-        """(param, key, tensor) for state the bucket relies on: the first packed parameter's
-        and every direct one's. If ``optimizer.state`` no longer holds these, rebuild."""
-        if self.held is not None:
-            return self.held
-        out: list[tuple[Tensor, str, Tensor | None]] = []
-        if self.packed is not None:
-            p = self.packed.params[0]
-            out += [(p, k, t) for k, t in zip(keys, self.packed.flat_state, strict=True)]
-        for i, p in enumerate(self.direct):
-            for k, s in zip(keys, self.direct_state, strict=True):
-                out.append((p, k, None if s is None else s[i]))
-        self.held = out
-        return out
+    def watched(self) -> list[Tensor]:
+        """The parameters whose ``optimizer.state`` entries the bucket relies on: the first
+        packed one (all packed state is views into the same buffers) and every direct one."""
+        return ([] if self.packed is None else self.packed.params[:1]) + self.direct
+
+
+def _in_place(optimizer: Any, p: Tensor) -> bool:
+    """Whether ``p`` is updated where it is: large, dense, with dense state of its own dtype
+    and device (torch's own layout; anything else is normalised by packing)."""
+    state = [optimizer.state[p].get(key) for key in optimizer.state_keys]
+    return DIRECT_MIN_NUMEL <= p.numel() < 1 << 31 and p.is_contiguous() and all(
+        t is None or (t.is_contiguous() and t.dtype == p.dtype and t.device == p.device)
+        for t in state
+    )
 
 
 def _make_bucket(optimizer: Any, params: list[Tensor], step: float) -> _Bucket:
-    direct = [p for p in params if p.is_contiguous() and p.numel() >= DIRECT_MIN_NUMEL]
-    small = [p for p in params if not (p.is_contiguous() and p.numel() >= DIRECT_MIN_NUMEL)]
+    in_place = [_in_place(optimizer, p) for p in params]
+    direct = [p for p, d in zip(params, in_place, strict=True) if d]
+    small = [p for p, d in zip(params, in_place, strict=True) if not d]
     states = [optimizer.state[p] for p in params]
     flat_step = None
     if "step" in states[0]:
@@ -163,35 +160,43 @@ def _make_bucket(optimizer: Any, params: list[Tensor], step: float) -> _Bucket:
 
 @dataclass
 class _Plan:
-    """The buckets of one param group, valid while what they were built from is unchanged."""
+    """The buckets of one param group, valid while what they were built from is unchanged.
+
+    :meth:`valid` runs every step, so it compares lists built once (:meth:`remember`) with
+    C-level ``map`` loops: ~0.1 µs per parameter instead of the few µs of a Python loop.
+    """
 
     group: dict[str, Any]
     state: Any  # ``optimizer.state`` at build time: load_state_dict replaces it
     params: list[Tensor]
     buckets: list[_Bucket]
+    ptrs: list[int] = field(default_factory=list)  # where each parameter's values live
+    watched: list[Tensor] = field(default_factory=list)  # see _Bucket.watched
+    dicts: list[dict[str, Any]] = field(default_factory=list)  # their optimizer.state[p]
+    keys: list[str] = field(default_factory=list)  # one entry per (watched param, state key)
+    key_dicts: list[dict[str, Any]] = field(default_factory=list)  # the dict of each entry
+    held: list[Tensor | None] = field(default_factory=list)  # what optimizer.state held then
+
+    def remember(self, optimizer: Any) -> None:
+        """Record what :meth:`valid` checks; again whenever the plan puts new state in place."""
+        self.ptrs = [p.data_ptr() for p in self.params]
+        self.watched = [p for b in self.buckets for p in b.watched()]
+        self.dicts = [optimizer.state[p] for p in self.watched]
+        keys = optimizer.state_keys
+        self.keys = [k for _ in self.watched for k in keys]
+        self.key_dicts = [d for d in self.dicts for _ in keys]
+        self.held = [d.get(k) for d in self.dicts for k in keys]
 
     def valid(self, optimizer: Any, group: dict[str, Any], params: list[Tensor]) -> bool:
         if self.group is not group or self.state is not optimizer.state:
-            return False
-        if any(b.packed is not None and not b.packed.still_aliased() for b in self.buckets):
-            return False
-        if any(  # a direct parameter rebound (``module.to()``…) must not update the old storage
-            p.data_ptr() != f.data_ptr() or p.dtype != f.dtype
-            for b in self.buckets for p, f in zip(b.direct, b.direct_flat, strict=True)
-        ):
-            return False
-        if len(params) != len(self.params) or any(
-            a is not b for a, b in zip(params, self.params, strict=True)
-        ):
-            return False
-        for b in self.buckets:  # state entries replaced by hand invalidate the plan as well
-            for p, key, ours in b.held_state(optimizer.state_keys):
-                held = optimizer.state.get(p, {}).get(key)
-                if (held is None) != (ours is None) or (
-                    held is not None and held.data_ptr() != ours.data_ptr()  # type: ignore[union-attr]
-                ):
-                    return False
-        return True
+            return False  # load_state_dict ran
+        if len(params) != len(self.params) or not all(map(operator.is_, params, self.params)):
+            return False  # another set of parameters has gradients
+        if list(map(Tensor.data_ptr, params)) != self.ptrs:
+            return False  # ``p.data`` rebound (``module.to()``…): must not update old storage
+        return all(map(operator.is_, map(optimizer.state.get, self.watched), self.dicts)) and all(
+            map(operator.is_, map(dict.get, self.key_dicts, self.keys), self.held)
+        )  # state entries replaced by hand
 
 
 def _build_plan(optimizer: Any, group: dict[str, Any], params: list[Tensor]) -> _Plan:
@@ -203,7 +208,9 @@ def _build_plan(optimizer: Any, group: dict[str, Any], params: list[Tensor]) -> 
         key = (p.device, p.dtype, steps[id(p)], state.get("step", torch.empty(0)).dtype)
         by_key.setdefault(key, []).append(p)
     buckets = [_make_bucket(optimizer, ps, steps[id(ps[0])]) for ps in by_key.values()]
-    return _Plan(group, optimizer.state, list(params), buckets)
+    plan = _Plan(group, optimizer.state, list(params), buckets)
+    plan.remember(optimizer)
+    return plan
 
 
 def _plan(optimizer: Any, group: dict[str, Any], params: list[Tensor]) -> _Plan:
@@ -243,7 +250,8 @@ def fused_step(optimizer: Optimizer, group: dict[str, Any], params_with_grad: li
     kwargs = opt._rule_kwargs(group)
     kwargs["lr"] = _as_scalar_tensor(kwargs["lr"])
     key = opt.state_keys[0]
-    for b in _plan(opt, group, params_with_grad).buckets:
+    plan = _plan(opt, group, params_with_grad)
+    for b in plan.buckets:
         if b.flat_step is not None:
             b.flat_step.add_(1)
             b.step += 1
@@ -256,14 +264,14 @@ def fused_step(optimizer: Optimizer, group: dict[str, Any], params_with_grad: li
             if made is not None:  # SGD's momentum buffer, created on the first step
                 torch._dynamo.maybe_mark_dynamic(made, 0)
                 pk.flat_state[0] = made
-                b.held = None
+                plan.remember(opt)
                 for p, view in zip(pk.params, _flat_views(made, pk.params), strict=True):
                     opt.state[p][key] = view
         if b.direct:
-            grads = [p.grad.reshape(-1) for p in b.direct]  # type: ignore[union-attr]
+            grads: list[Tensor] = [p.grad for p in b.direct]  # type: ignore[misc]  # any shape
             made_list = call_direct(opt.rule, b.direct_flat, grads, b.direct_state, step, kwargs)
             if made_list and made_list[0] is not None:
                 b.direct_state[0] = [_flat_1d(t) for t in made_list]  # type: ignore[arg-type]
-                b.held = None
+                plan.remember(opt)
                 for p, t in zip(b.direct, made_list, strict=True):
                     opt.state[p][key] = t.view(p.shape)  # type: ignore[union-attr]
