@@ -2,7 +2,9 @@
 
 For each algorithm and parameter layout, every variant gets the same parameters and gradients
 and is timed step by step, round-robin, in one process (so a noisy neighbour slows all of them
-alike). Printed per row: the median step in ms, the ratio to torch's for-loop, to torch's fused
+alike). A "memory floor" row times one compiled pass that moves the same bytes with no
+per-tensor work (:class:`MemoryFloor`): the fastest any implementation could be here.
+Printed per row: the median step in ms, the ratio to torch's for-loop, to torch's fused
 (where torch has one) and to torch's best, and the effective bandwidth — the bytes the
 algorithm must read and write per step (parameter, gradient and state) over the median time.
 
@@ -82,10 +84,38 @@ def variants(algo: str) -> dict[str, Callable[[list[torch.nn.Parameter]], torch.
     }
     if torch_fused:
         out["torch fused"] = lambda ps: torch_cls(ps, fused=True, **hp)
+    out["memory floor"] = lambda ps: MemoryFloor(ps, ALGOS[algo][2])  # type: ignore[return-value]
     if algo in ours.available():
         out["ours default"] = lambda ps: ours.create(algo, ps, **hp)
         out["ours fused"] = lambda ps: ours.create(algo, ps, fused=True, **hp)
     return out
+
+
+def _touch(param: torch.Tensor, grad: torch.Tensor, *states: torch.Tensor) -> None:
+    param.add_(grad)
+    for s in states:
+        s.add_(grad)
+
+
+class MemoryFloor:
+    """Not an optimizer: the least any optimizer step must cost on this machine.
+
+    One compiled pass over the layout's elements laid out as one flat buffer per tensor
+    kind, reading parameter, gradient and each state tensor and writing parameter and each
+    state (one add each): the bytes of :func:`bytes_per_step`, at the memory bandwidth, with
+    no per-tensor overhead. No implementation can beat it once the data outgrows the caches
+    (every layout here is 128–448 MB), so ``torch best / floor`` bounds the possible speed-up.
+    """
+
+    def __init__(self, params: list[torch.nn.Parameter], n_state: int) -> None:
+        n = sum(p.numel() for p in params)
+        self.tensors = [torch.zeros(n), torch.full((n,), 1e-3)] + [
+            torch.zeros(n) for _ in range(n_state)
+        ]
+        self.fn = torch.compile(_touch)
+
+    def step(self) -> None:
+        self.fn(*self.tensors)
 
 
 def time_layout(algo: str, layout: str, repeats: int, warmup: int) -> list[Row]:
@@ -123,6 +153,10 @@ def print_table(rows: list[Row]) -> None:
         by = {r.variant: r.median_ms for r in group}
         torch_best = min(v for k, v in by.items() if k.startswith("torch"))
         for r in group:
+            if r.variant == "memory floor":
+                print(f"{algo:9} {layout:9} {r.variant:14} {r.median_ms:10.2f} {r.gbps:6.1f} "
+                      f"{'':21} (torch best / floor = {torch_best / r.median_ms:.1f}x)")
+                continue
             fused = by.get("torch fused")
             rel_fused = f"{r.median_ms / fused:7.2f}" if fused else f"{'-':>7}"
             print(

@@ -255,6 +255,30 @@ def test_complex_params_take_the_eager_rule():
     torch.testing.assert_close(mine[0].detach(), ref[0].detach())
 
 
+@pytest.mark.parametrize("algo", ["sgd", "adagrad"])
+def test_sparse_grads_take_the_eager_rule(algo):
+    """SGD and Adagrad accept sparse gradients (as torch does): those params go to the eager
+    rule, the dense ones of the same group to the compiled one."""
+    gen = torch.Generator().manual_seed(12)
+    base = [torch.randn(6, 3, generator=gen), torch.randn(5, generator=gen)]
+    mine = [torch.nn.Parameter(t.clone()) for t in base]
+    ref = [torch.nn.Parameter(t.clone()) for t in base]
+    fused = ours.create(algo, mine, lr=0.1, fused=True)
+    torch_opt = getattr(torch.optim, TORCH[algo])(ref, lr=0.1, foreach=False)
+    for _ in range(STEPS):
+        rows = torch.randperm(6, generator=gen)[:2].unsqueeze(0)
+        sparse = torch.sparse_coo_tensor(
+            rows, torch.randn(2, 3, generator=gen), (6, 3), check_invariants=True
+        )
+        dense = torch.randn(5, generator=gen)
+        mine[0].grad, mine[1].grad = sparse.clone(), dense.clone()
+        ref[0].grad, ref[1].grad = sparse.clone(), dense.clone()
+        fused.step()
+        torch_opt.step()
+    assert torch.equal(mine[0], ref[0])  # the eager rule: bit-identical
+    _assert_close(mine, ref, algo)
+
+
 @pytest.mark.parametrize(
     "case", [("sgd", {"lr": 0.1, "momentum": 0.9}), ("adam", {"lr": 0.01, "amsgrad": True})],
     ids=_case_id,
