@@ -174,8 +174,12 @@ def test_params_with_different_step_counts():
     _assert_states_close(fused, torch_opt, mine, ref, "adam")
 
 
+@pytest.mark.parametrize("direct_min", [1 << 12, 4], ids=["packed", "in-place"])
 @pytest.mark.parametrize("algo", ["adam", "sgd"])
-def test_state_dict_crosses_to_torch_and_eager_and_back(algo):
+def test_state_dict_crosses_to_torch_and_eager_and_back(algo, direct_min, monkeypatch):
+    """Packed (views into flat buffers) or updated in place (the direct kernel), the fused
+    state_dict is torch's, in both directions."""
+    monkeypatch.setattr(_fused, "DIRECT_MIN_NUMEL", direct_min)
     hp = {"lr": 0.01, "momentum": 0.9} if algo == "sgd" else {"lr": 0.01, "amsgrad": True}
     fused, mine, torch_opt, ref = _pair(algo, hp)
     _run(fused, mine, range(3))
@@ -202,7 +206,9 @@ def test_state_dict_crosses_to_torch_and_eager_and_back(algo):
     _assert_close(mine, ref, algo)
 
 
-def test_load_state_dict_rebuilds_the_flat_buffers():
+@pytest.mark.parametrize("direct_min", [1 << 12, 4], ids=["packed", "in-place"])
+def test_load_state_dict_rebuilds_the_flat_buffers(direct_min, monkeypatch):
+    monkeypatch.setattr(_fused, "DIRECT_MIN_NUMEL", direct_min)
     fused, mine, torch_opt, ref = _pair("adam", {"lr": 0.01})
     _run(fused, mine, range(2))
     saved, saved_params = copy.deepcopy(fused.state_dict()), [p.detach().clone() for p in mine]
