@@ -13,7 +13,9 @@ __all__ = ["Adagrad", "adagrad_update"]
 
 
 def _sparse_like(grad: Tensor, indices: Tensor, values: Tensor) -> Tensor:
-    return torch.sparse_coo_tensor(indices, values, grad.size())
+    """A sparse tensor of ``grad``'s size; indices come from ``grad`` itself, so they are valid
+    (no invariant checks, as in torch's Adagrad, said explicitly to keep torch from warning)."""
+    return torch.sparse_coo_tensor(indices, values, grad.size(), check_invariants=False)
 
 
 def adagrad_update(
