@@ -250,6 +250,16 @@ def test_replaced_state_tensor_is_picked_up():
     _assert_close(mine, ref, "adam")
 
 
+def test_tensor_hyperparameters():
+    """Tensor weight_decay and betas (torch accepts them) run compiled as their values."""
+    hp = {"lr": torch.tensor(0.01), "weight_decay": torch.tensor(0.1),
+          "betas": (torch.tensor(0.8), torch.tensor(0.99))}
+    fused, mine, torch_opt, ref = _pair("adam", hp)
+    _run(fused, mine, range(STEPS))
+    _run(torch_opt, ref, range(STEPS))
+    _assert_close(mine, ref, "adam")
+
+
 def test_complex_params_take_the_eager_rule():
     gen = torch.Generator().manual_seed(0)
     base = torch.randn(3, 2, dtype=torch.complex64, generator=gen)

@@ -232,6 +232,16 @@ _GRAD_IS_SPARSE = operator.attrgetter("grad.is_sparse")
 
 
 # -- the entry point --------------------------------------------------------------------------
+def _as_float(x: Any) -> Any:
+    """A one-element tensor hyperparameter (``weight_decay=torch.tensor(0.1)``, tensor betas)
+    as the Python float the compiled rule is specialised on; anything else unchanged."""
+    if isinstance(x, Tensor) and x.numel() == 1:
+        return x.item()
+    if isinstance(x, tuple) and any(isinstance(v, Tensor) for v in x):
+        return tuple(_as_float(v) for v in x)
+    return x
+
+
 def _as_scalar_tensor(x: Any) -> Any:
     """Floats that change between steps enter the graph as 0-dim tensors: no recompiles."""
     if isinstance(x, Tensor):
@@ -255,7 +265,7 @@ def fused_step(optimizer: Optimizer, group: dict[str, Any], params_with_grad: li
         params_with_grad = [p for p in params_with_grad if not (p.is_complex() or p.grad.is_sparse)]  # type: ignore[union-attr]
     if not params_with_grad:
         return
-    kwargs = opt._rule_kwargs(group)
+    kwargs = {name: _as_float(value) for name, value in opt._rule_kwargs(group).items()}
     kwargs["lr"] = _as_scalar_tensor(kwargs["lr"])
     key = opt.state_keys[0]
     plan = _plan(opt, group, params_with_grad)
