@@ -151,3 +151,39 @@ def test_atomic_save_keeps_the_old_file_when_writing_fails(tmp_path):
         save_atomic({"format": 1, "x": lambda: None}, path)
     assert torch.equal(torch.load(path, weights_only=True)["x"], torch.ones(2))
     assert [p.name for p in tmp_path.iterdir()] == ["checkpoint.pt"]
+
+
+def test_ctrl_c_while_writing_a_checkpoint_stays_a_keyboard_interrupt(tmp_path, monkeypatch):
+    """Ctrl-C arriving during the file write (EINTR) surfaces as KeyboardInterrupt, so fit and
+    the CLI treat it as an interruption; the previous checkpoint stays whole, no temp file."""
+    import optimlab.atomic as atomic
+
+    path = tmp_path / "ck.pt"
+    save_atomic({"format": 1, "x": torch.zeros(3)}, path)
+    before = path.read_bytes()
+    real_fdopen = atomic.os.fdopen
+
+    class Interrupted:  # the signal lands once the first 64 bytes are written
+        def __init__(self, f):
+            self.f, self.written = f, 0
+
+        def write(self, data):
+            if self.written + len(data) > 64:
+                raise KeyboardInterrupt
+            self.written += len(data)
+            return self.f.write(data)
+
+        def __getattr__(self, name):
+            return getattr(self.f, name)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.f.close()
+
+    monkeypatch.setattr(atomic.os, "fdopen", lambda fd, mode: Interrupted(real_fdopen(fd, mode)))
+    with pytest.raises(KeyboardInterrupt):
+        save_atomic({"format": 1, "x": torch.ones(100_000)}, path)
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["ck.pt"]

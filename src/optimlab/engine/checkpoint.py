@@ -10,6 +10,7 @@ one, so a kill at any moment leaves either the old or the new checkpoint, whole.
 
 from __future__ import annotations
 
+import io
 import random
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from optimlab.atomic import atomic_open
+from optimlab.atomic import atomic_write_bytes
 from optimlab.errors import UserError
 
 CHECKPOINT_NAME = "checkpoint.pt"
@@ -33,9 +34,17 @@ def checkpoint_path(directory: str | Path) -> Path:
 
 
 def save_atomic(obj: dict[str, Any], path: Path) -> None:
-    """``torch.save`` through :func:`optimlab.atomic.atomic_open`."""
-    with atomic_open(path) as f:
-        torch.save(obj, f)
+    """``torch.save`` into memory, then :func:`optimlab.atomic.atomic_write_bytes`.
+
+    Not ``torch.save`` straight into the file: a Ctrl-C that interrupts one of its writes
+    (EINTR) raises inside torch's C++ zip writer, which then fails to finish the archive and
+    turns the KeyboardInterrupt into a RuntimeError — or, once the file is closed, aborts the
+    process from a destructor. In memory, an interrupt can only come from Python code, and
+    propagates as itself; the file write is one Python call that atomic_open cleans up after.
+    """
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    atomic_write_bytes(path, buffer.getvalue())
 
 
 def load(path: Path) -> dict[str, Any]:
