@@ -31,8 +31,8 @@ import torch
 import torch.fx as fx
 from torch import Tensor
 
-__all__ = ["BUILT", "Kernel", "apply_rule", "cache_dir", "call_rule", "compile_count",
-           "hoisting_backend"]
+__all__ = ["BUILT", "Kernel", "cache_dir", "call_rule", "compile_count", "compile_named",
+           "states_at"]
 
 _COMPILES = 0
 
@@ -187,21 +187,29 @@ def _float_prelude(
 
 
 def apply_rule(rule, param, grad, states, step, kwargs):  # type: ignore[no-untyped-def]
-    """The body that gets compiled: one call of the rule (named per rule, see _compiled)."""
+    """The body that gets compiled: one call of the rule (named per use, see compile_named)."""
     return rule(param, grad, *states, step=step, **kwargs)
+
+
+def compile_named(name: str) -> Callable[..., Any]:
+    """:func:`apply_rule` compiled under its own code name, hence its own Dynamo cache (and
+    automatic-dynamic record): the variants of one optimizer (flags, dtype) never crowd out
+    another's under Dynamo's recompile limit."""
+    cache_dir()
+    code = apply_rule.__code__.replace(co_name=name)
+    fn = types.FunctionType(code, apply_rule.__globals__, name)
+    return torch.compile(fn, fullgraph=True, backend=hoisting_backend)
 
 
 @functools.cache
 def _compiled(rule: Callable[..., Any]) -> Callable[..., Any]:
-    """:func:`apply_rule` compiled for ``rule``.
+    """:func:`apply_rule` compiled for ``rule``, one per rule."""
+    return compile_named(f"fused_{rule.__name__}")
 
-    Each rule gets its own copy of the code object, hence its own Dynamo cache: the variants
-    of one optimizer (flags, dtype) never crowd out another's under Dynamo's recompile limit.
-    """
-    cache_dir()
-    code = apply_rule.__code__.replace(co_name=f"fused_{rule.__name__}")
-    fn = types.FunctionType(code, apply_rule.__globals__, code.co_name)
-    return torch.compile(fn, fullgraph=True, backend=hoisting_backend)
+
+def states_at(states: Sequence[Sequence[Tensor] | None], i: int) -> list[Tensor | None]:
+    """Tensor ``i`` of each state list (``None`` where the rule has no such state)."""
+    return [None if s is None else s[i] for s in states]
 
 
 def call_rule(
@@ -217,6 +225,6 @@ def call_rule(
     for g in grads:  # a new size then shares the graph instead of compiling its own
         torch._dynamo.maybe_mark_dynamic(g, 0)
     return [
-        fn(rule, p, grads[i], [None if s is None else s[i] for s in states], step, kwargs)
+        fn(rule, p, grads[i], states_at(states, i), step, kwargs)
         for i, p in enumerate(params)
     ]

@@ -24,14 +24,13 @@ from __future__ import annotations
 import ast
 import itertools
 import re
-import types
 from collections.abc import Callable
 from typing import Any
 
 import torch
 from torch import Tensor
 
-from ._compile import BUILT, Kernel, apply_rule, call_rule, hoisting_backend
+from ._compile import BUILT, Kernel, call_rule, compile_named, states_at
 
 __all__ = ["MAX_DIRECT_SIGNATURES", "call_direct", "kernel_calls"]
 
@@ -107,10 +106,8 @@ class DirectRule:
     def __init__(self, rule: Callable[..., Any], number: int) -> None:
         # A name of its own: Dynamo keeps its automatic-dynamic record per name, and a float
         # that differs between two signatures would otherwise become an input of the graph.
-        code = apply_rule.__code__.replace(co_name=f"direct_{rule.__name__}_{number}")
-        fn = types.FunctionType(code, apply_rule.__globals__, code.co_name)
         self.rule = rule
-        self.fn = torch.compile(fn, fullgraph=True, backend=hoisting_backend)
+        self.fn = compile_named(f"direct_{rule.__name__}_{number}")
         self.kernel: Kernel | None = None
         #: the graph's inputs for tensor ``i``: ``args(param, grad, states, i, step, kwargs)``
         self.args: Callable[..., list[Any]] | None = None
@@ -168,7 +165,7 @@ class DirectRule:
         out: list[Tensor | None] = [None] * len(params)
         start = 0
         if not self.compiled:
-            st = [None if s is None else s[0] for s in states]
+            st = states_at(states, 0)
             g = grads[0].reshape(-1)
             BUILT.clear()
             out[0] = self.through_dynamo(params[0], g, st, step, kwargs)
@@ -190,9 +187,7 @@ class DirectRule:
             if kernel is not None and args is not None and g.is_contiguous():
                 kernel.kernel(*args(p, g, states, i, step, kwargs), *extra)
             else:
-                out[i] = self.through_dynamo(
-                    p, g, [None if s is None else s[i] for s in states], step, kwargs
-                )
+                out[i] = self.through_dynamo(p, g, states_at(states, i), step, kwargs)
         return out
 
 
@@ -236,11 +231,11 @@ def call_direct(
     and 1-D too, of the same dtype and device (the caller's plan checked this once);
     ``grads[i]`` has ``params[i]``'s number of elements, in any shape."""
     signature = _signature(params[0], states, kwargs)
-    if signature is None:
-        return call_rule(rule, params, [g.reshape(-1) for g in grads], states, step, kwargs)
-    runner = _DIRECT.get((rule, signature))
-    if runner is None:
-        if sum(r is rule for r, _ in _DIRECT) >= MAX_DIRECT_SIGNATURES:
-            return call_rule(rule, params, [g.reshape(-1) for g in grads], states, step, kwargs)
+    runner = None if signature is None else _DIRECT.get((rule, signature))
+    if runner is None and signature is not None and (
+        sum(r is rule for r, _ in _DIRECT) < MAX_DIRECT_SIGNATURES
+    ):
         runner = _DIRECT[rule, signature] = DirectRule(rule, next(_DIRECT_NUMBERS))
+    if runner is None:  # through Dynamo, which wants 1-D gradients
+        return call_rule(rule, params, [g.reshape(-1) for g in grads], states, step, kwargs)
     return runner(params, grads, states, step, kwargs)

@@ -231,6 +231,11 @@ def _plan(optimizer: Any, group: dict[str, Any], params: list[Tensor]) -> _Plan:
 _GRAD_IS_SPARSE = operator.attrgetter("grad.is_sparse")
 
 
+def _eager_only(p: Tensor) -> bool:
+    """Complex parameters and sparse gradients take the eager rule."""
+    return p.is_complex() or p.grad.is_sparse  # type: ignore[union-attr]
+
+
 # -- the entry point --------------------------------------------------------------------------
 def _as_float(x: Any) -> Any:
     """A one-element tensor hyperparameter (``weight_decay=torch.tensor(0.1)``, tensor betas)
@@ -260,9 +265,8 @@ def fused_step(optimizer: Optimizer, group: dict[str, Any], params_with_grad: li
     if any(map(Tensor.is_complex, params_with_grad)) or (  # C-level loops: ~0.1 µs a tensor
         opt.sparse_ok and any(map(_GRAD_IS_SPARSE, params_with_grad))
     ):
-        eager = [p for p in params_with_grad if p.is_complex() or p.grad.is_sparse]  # type: ignore[union-attr]
-        opt._eager_step(group, eager)
-        params_with_grad = [p for p in params_with_grad if not (p.is_complex() or p.grad.is_sparse)]  # type: ignore[union-attr]
+        opt._eager_step(group, [p for p in params_with_grad if _eager_only(p)])
+        params_with_grad = [p for p in params_with_grad if not _eager_only(p)]
     if not params_with_grad:
         return
     kwargs = {name: _as_float(value) for name, value in opt._rule_kwargs(group).items()}
