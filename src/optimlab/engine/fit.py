@@ -20,8 +20,8 @@ from optimlab.engine import checkpoint as ckpt
 from optimlab.engine.early_stopping import EarlyStopping
 from optimlab.engine.evaluate import loss_function, split_metrics
 from optimlab.engine.history import FitResult, History
+from optimlab.engine.schedules import create_scheduler
 from optimlab.errors import UserError
-from optimlab.schedules import create_scheduler
 
 EpochCallback = Callable[[int, dict], None]
 
@@ -196,7 +196,8 @@ def fit(
     seed gives the same batches whatever the optimizer), trains on device-resident batches and,
     every ``val_every`` epochs, measures loss and accuracy on ``data.val``. The loss defaults to
     cross-entropy (classification) or MSE (regression). ``scheduler`` names a
-    ``torch.optim.lr_scheduler`` class (see :mod:`optimlab.schedules`), stepped once per epoch
+    ``torch.optim.lr_scheduler`` class (see :mod:`optimlab.engine.schedules`), stepped once per
+    epoch
     (``ReduceLROnPlateau`` with the validation loss, on validation epochs only).
     ``early_stopping`` watches the validation loss; when it stops the run, its best weights are
     restored (``restore_best``). A non-finite train or validation loss ends the run with status

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from optimlab.atomic import atomic_write_text
+from optimlab.lab.spec import format_value
 
 HISTORY_KEYS = ("epoch", "train_loss", "val_loss", "val_accuracy", "lr")
 
@@ -133,15 +134,6 @@ def format_hparams(hparams: dict[str, Any]) -> str:
     if not hparams:
         return "defaults"
     return ", ".join(f"{k}={format_value(v)}" for k, v in hparams.items())
-
-
-def format_value(value: Any) -> str:
-    """A hyperparameter value as a spec would write it (``true``, ``0.001``, ``(0.9, 0.99)``)."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, list):  # tuples come back from JSON as lists
-        return repr(tuple(value))
-    return repr(value)
 
 
 def _fmt(row: dict[str, Any], key: str, kind: str) -> str:

@@ -20,7 +20,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from optimlab.errors import UserError
-from optimlab.lab.results import format_value
 
 TORCH_PREFIX = "torch."
 _BARE_WORD = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -46,6 +45,15 @@ class Spec:
             return self.name
         items = ", ".join(f"{k}={format_value(v)}" for k, v in self.hparams.items())
         return f"{self.name}({items})"
+
+
+def format_value(value: Any) -> str:
+    """A hyperparameter value as a spec would write it (``true``, ``0.001``, ``(0.9, 0.99)``)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list):  # tuples come back from JSON as lists
+        return repr(tuple(value))
+    return repr(value)
 
 
 def split_top_level(text: str) -> list[str]:
@@ -204,7 +212,7 @@ def check_scheduler_spec(spec: Spec) -> None:
     """Validate a scheduler spec up front on a throwaway optimizer (UserError from ENGINE)."""
     import torch
 
-    from optimlab.schedules import create_scheduler
+    from optimlab.engine.schedules import create_scheduler
 
     opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
     try:

@@ -7,8 +7,8 @@ import math
 import pytest
 import torch
 
+from optimlab.engine.schedules import create_scheduler, scheduler_names
 from optimlab.errors import UserError
-from optimlab.schedules import create_scheduler, scheduler_names
 
 
 def _lrs(name: str, epochs: int, **kwargs) -> list[float]:
