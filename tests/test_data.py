@@ -152,3 +152,158 @@ def test_cifar10_from_pickled_batches(tmp_path):
     assert torch.allclose(d.train.x[0], expected, atol=1e-6)
     assert d.train.y.tolist() == [int(v) for i in range(1, 6)
                                   for v in batches[f"data_batch_{i}"]["labels"]]
+
+
+# -- nothing in a data file is executed; a bad file names itself and the reason --------------
+
+def _cifar_folder(tmp_path: Path, protocol: int = 2) -> dict[str, dict]:
+    folder = tmp_path / "cifar-10-batches-py"
+    folder.mkdir(exist_ok=True)
+    rng = np.random.default_rng(1)
+    batches = {}
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        batches[name] = {"batch_label": f"batch {name}", "filenames": [b"a.png", b"b.png"],
+                         "data": rng.integers(0, 256, (2, 3072)).astype(np.uint8),
+                         "labels": [int(v) for v in rng.integers(0, 10, 2)]}
+        (folder / name).write_bytes(pickle.dumps(batches[name], protocol=protocol))
+    meta = {"label_names": [f"class{i}" for i in range(10)], "num_cases_per_batch": 2}
+    (folder / "batches.meta").write_bytes(pickle.dumps(meta, protocol=protocol))
+    return batches
+
+
+@pytest.mark.parametrize("protocol", [2, 4, 5])
+def test_cifar10_reader_matches_torchvisions(tmp_path, protocol):
+    """The restricted reader gives torchvision's arrays (torchvision reads with plain pickle)."""
+    from torchvision.datasets import CIFAR10
+
+    _cifar_folder(tmp_path, protocol)
+
+    class Unchecked(CIFAR10):  # torchvision insists on the official files' md5
+        def _check_integrity(self) -> bool:
+            return True
+
+        def _load_meta(self) -> None:
+            self.classes = [f"class{i}" for i in range(10)]
+
+    d = load_dataset("cifar10", data_dir=tmp_path, seed=0)
+    ref = Unchecked(str(tmp_path), train=True)
+    x = torch.from_numpy(ref.data).permute(0, 3, 1, 2).float() / 255 * 2 - 1
+    assert torch.allclose(d.train.x, x, atol=1e-6)
+    assert d.train.y.tolist() == ref.targets
+    assert d.class_names == tuple(f"class{i}" for i in range(10))
+
+
+class _RunsCode:
+    """A pickle payload that runs a shell command when unpickled."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        import os
+
+        return os.system, (f"touch {self.marker}",)
+
+
+def test_cifar10_batch_that_runs_code_is_refused_and_nothing_runs(tmp_path):
+    _cifar_folder(tmp_path)
+    marker = tmp_path / "pwned"
+    evil = pickle.dumps({"data": _RunsCode(marker), "labels": [0]}, protocol=2)
+    pickle.loads(evil)  # the payload is live: a plain unpickler runs it
+    assert marker.exists()
+    marker.unlink()
+    (tmp_path / "cifar-10-batches-py" / "data_batch_3").write_bytes(evil)
+    with pytest.raises(DatasetUnavailable) as e:
+        load_dataset("cifar10", data_dir=tmp_path)
+    assert not marker.exists()
+    msg = str(e.value)
+    assert "data_batch_3 is not a CIFAR-10 batch file" in msg and "posix.system" in msg
+
+
+@pytest.mark.parametrize(("content", "why"), [
+    (b"garbage, not a pickle", "not a readable pickle"),
+    (pickle.dumps([1, 2]), "expected a dict with 'data' and 'labels'"),
+    (pickle.dumps({"data": np.zeros((2, 5), np.uint8), "labels": [0, 1]}), "shape (N, 3072)"),
+    (pickle.dumps({"data": np.zeros((2, 3072), np.uint8), "labels": [0, 10]}), "0..9"),
+    (pickle.dumps({"data": np.zeros((2, 3072), np.uint8), "labels": [0]}), "2 integers"),
+    (pickle.dumps({"data": np.zeros((1, 3072), np.uint8), "labels": [Path("x")]}),
+     "pathlib"),
+    (b"", "not a readable pickle"),
+])
+def test_cifar10_files_that_are_not_batches(tmp_path, content, why):
+    _cifar_folder(tmp_path)
+    (tmp_path / "cifar-10-batches-py" / "test_batch").write_bytes(content)
+    with pytest.raises(DatasetUnavailable, match="test_batch is not a CIFAR-10 batch file") as e:
+        load_dataset("cifar10", data_dir=tmp_path)
+    assert why in str(e.value)
+
+
+def test_cifar10_meta_is_checked(tmp_path):
+    _cifar_folder(tmp_path)
+    (tmp_path / "cifar-10-batches-py" / "batches.meta").write_bytes(pickle.dumps({"x": 1}))
+    with pytest.raises(DatasetUnavailable, match="batches.meta is not a CIFAR-10 batch file"):
+        load_dataset("cifar10", data_dir=tmp_path)
+
+
+def _mnist_folder(tmp_path: Path, compress: bool = False) -> Path:
+    raw = tmp_path / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for part, n in (("train", 6), ("t10k", 4)):
+        _write_idx(raw / f"{part}-images-idx3-ubyte", rng.integers(0, 256, (n, 28, 28)), compress)
+        _write_idx(raw / f"{part}-labels-idx1-ubyte", np.arange(n) % 10, compress)
+    return raw
+
+
+def test_mnist_reader_matches_torchvisions(tmp_path):
+    from torchvision.datasets import MNIST
+    from torchvision.datasets.mnist import read_image_file, read_label_file
+
+    raw = _mnist_folder(tmp_path)
+    d = load_dataset("mnist", data_dir=tmp_path)
+    images = read_image_file(str(raw / "train-images-idx3-ubyte"))
+    assert torch.equal(d.train.x, images.unsqueeze(1).float() / 255)
+    assert torch.equal(d.train.y, read_label_file(str(raw / "train-labels-idx1-ubyte")))
+    assert d.class_names == tuple(MNIST.classes)
+
+
+def test_mnist_gz_is_read_in_memory_nothing_written(tmp_path):
+    raw = _mnist_folder(tmp_path, compress=True)
+    before = sorted(p.name for p in raw.iterdir())
+    d = load_dataset("mnist", data_dir=tmp_path)
+    assert len(d.train) == 6 and sorted(p.name for p in raw.iterdir()) == before
+
+
+def _truncate_gz(path: Path) -> None:
+    path.write_bytes(path.read_bytes()[:-20])
+
+
+def _truncate(path: Path) -> None:
+    path.write_bytes(path.read_bytes()[:-7])
+
+
+@pytest.mark.parametrize(("compress", "damage", "file", "why"), [
+    (True, _truncate_gz, "train-images-idx3-ubyte.gz", "gzip data is truncated"),
+    (True, lambda p: p.write_bytes(b"not gzip at all"), "t10k-labels-idx1-ubyte.gz",
+     "not a valid gzip file"),
+    (False, lambda p: p.write_bytes(b"\x89PNG garbage"), "train-labels-idx1-ubyte",
+     "not an IDX file"),
+    (False, _truncate, "t10k-images-idx3-ubyte", "(truncated)"),
+    (False, lambda p: p.write_bytes(b"\0\0\x0d\x03" + bytes(12)), "train-images-idx3-ubyte",
+     "got type 0x0d"),
+    (False, lambda p: _write_idx(p, np.zeros((6, 28, 27)), False), "train-images-idx3-ubyte",
+     "28×28"),
+    (False, lambda p: _write_idx(p, np.zeros(5), False), "train-labels-idx1-ubyte",
+     "5 labels for 6 images"),
+    (False, lambda p: _write_idx(p, np.full(6, 12), False), "train-labels-idx1-ubyte",
+     "found 12"),
+])
+def test_mnist_files_that_are_not_mnist_name_the_file_and_reason(tmp_path, compress, damage,
+                                                                  file, why):
+    raw = _mnist_folder(tmp_path, compress)
+    damage(raw / file)
+    with pytest.raises(DatasetUnavailable) as e:
+        load_dataset("mnist", data_dir=tmp_path)
+    msg = str(e.value)
+    assert why in msg, msg
+    assert file.split("-")[0] in msg and "Traceback" not in msg

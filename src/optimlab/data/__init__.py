@@ -7,13 +7,16 @@ name               source                      normalisation                    
                    8×8 digits (1797), offline  shape (1, 8, 8), 10 classes
 ``line``           seed 001: x = arange(-5, 5,  none; x (1,), y (1,) regression  random 70/15/15
                    0.1), y = −5x + 1 + 0.4·ε
-``mnist``          torchvision MNIST files     0..255 → [0, 1]; (1, 28, 28)     official train;
-``fashion-mnist``  torchvision FashionMNIST    0..255 → [0, 1]; (1, 28, 28)     official test
-``cifar10``        torchvision CIFAR-10        [0, 1] → [-1, 1]; (3, 32, 32)    halved at random
+``mnist``          MNIST IDX files             0..255 → [0, 1]; (1, 28, 28)     official train;
+``fashion-mnist``  Fashion-MNIST IDX files     0..255 → [0, 1]; (1, 28, 28)     official test
+``cifar10``        CIFAR-10 Python batches     [0, 1] → [-1, 1]; (3, 32, 32)    halved at random
                                                                                  → val / test
 =================  ==========================  ===============================  ==================
 
 ``seed`` drives the split (and the noise of ``line``); the same seed gives the same split.
+The files are looked for in torchvision's layout under ``data_dir`` and read by
+:mod:`optimlab.data.mnist` and :mod:`optimlab.data.cifar10`: nothing in a data file is executed
+(the CIFAR-10 pickles are read by an unpickler that admits only plain data and numpy arrays).
 """
 
 from __future__ import annotations
@@ -76,9 +79,10 @@ def load_dataset(
 ) -> Dataset:
     """Load dataset ``name`` (one of :data:`DATASET_NAMES`) onto ``device``.
 
-    ``data_dir`` (default :func:`default_data_dir`) is where the torchvision datasets' files
-    are looked for; ``digits`` and ``line`` need no files. Unknown names and missing files
-    raise :class:`DatasetUnavailable`.
+    ``data_dir`` (default :func:`default_data_dir`) is where MNIST's, Fashion-MNIST's and
+    CIFAR-10's files are looked for (torchvision's layout); ``digits`` and ``line`` need no
+    files. Unknown names and missing files raise :class:`DatasetUnavailable`, and so do files
+    that are not what they should be (the message names the file and the reason).
 
     Example::
 
@@ -91,12 +95,13 @@ def load_dataset(
     if key == "line":
         return _line(seed, device)
     root = Path(data_dir) if data_dir is not None else default_data_dir()
-    # torchvision costs ~2 s to import: only the datasets that need it pay for it.
-    from optimlab.data.torchvision_sets import load_cifar10, load_mnist_family
-
     if key in ("mnist", "fashion-mnist"):
+        from optimlab.data.mnist import load_mnist_family
+
         train, test, classes = load_mnist_family(key, root)
     elif key == "cifar10":
+        from optimlab.data.cifar10 import load_cifar10
+
         train, test, classes = load_cifar10(root)
     else:
         raise DatasetUnavailable(f"unknown dataset {name!r}; valid: {', '.join(DATASET_NAMES)}")

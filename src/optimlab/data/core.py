@@ -168,6 +168,22 @@ def halve_test(
     )
 
 
+def missing_files(name: str, folder: Path, files: tuple[str, ...], *,
+                  alternative: str = "") -> None:
+    """Raise one DatasetUnavailable naming every file of ``files`` not in ``folder``.
+
+    ``alternative`` is a suffix that may stand in for a file (``.gz``: the gzipped copy).
+    """
+    missing = [f for f in files if not (folder / f).is_file()
+               and not (alternative and (folder / f"{f}{alternative}").is_file())]
+    if missing:
+        shown = ", ".join(f"{f}[{alternative}]" if alternative else f for f in files)
+        raise DatasetUnavailable(
+            f"dataset {name!r} is not available offline: looked in {folder} for {shown} "
+            f"(missing: {', '.join(missing)}); put the files there (--data-dir / $OPTIMLAB_DATA) "
+            "or use the bundled dataset 'digits'")
+
+
 def default_data_dir() -> Path:
     """``$OPTIMLAB_DATA`` if set, else ``~/.cache/optimlab/data``."""
     env = os.environ.get("OPTIMLAB_DATA")
