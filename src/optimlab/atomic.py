@@ -4,12 +4,16 @@ Every file optimlab writes (checkpoints, results, plots, reports, unpacked datas
 through :func:`atomic_open`: write to a temporary file in the same folder, flush and fsync it,
 ``os.replace`` it over the target, then fsync the folder so the rename itself survives a crash.
 A failure or a kill at any moment leaves the previous file intact.
+
+The temporary file is created with mode 0666 less the umask, like ``open(path, "w")`` —
+0644 under the usual umask 022 — because result folders are shared: ``tempfile.mkstemp``
+would make every output 0600 whatever the umask. Its name is ``.<name>.<random>.tmp``.
 """
 
 from __future__ import annotations
 
 import os
-import tempfile
+import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -23,7 +27,7 @@ def atomic_open(path: str | Path) -> Iterator[BinaryIO]:
     """Open a temporary binary file that replaces ``path`` when the ``with`` block succeeds."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = _create_temporary(path)
     try:
         with os.fdopen(fd, "wb") as f:
             yield f
@@ -31,9 +35,20 @@ def atomic_open(path: str | Path) -> Iterator[BinaryIO]:
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
     _fsync_folder(path.parent)
+
+
+def _create_temporary(path: Path) -> tuple[int, Path]:
+    """A new, exclusive temporary file beside ``path``; its mode honours the umask."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+    while True:
+        tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+        try:
+            return os.open(tmp, flags, 0o666), tmp
+        except FileExistsError:  # another writer drew the same name: draw again
+            continue
 
 
 def _fsync_folder(folder: Path) -> None:
