@@ -20,6 +20,9 @@ from ..errors import UserError
 from .adadelta import Adadelta, adadelta_update
 from .adagrad import Adagrad, adagrad_update
 from .adam import Adam, AdamW, adam_update
+from .adamax import Adamax, adamax_update
+from .nadam import NAdam, nadam_update
+from .radam import RAdam, radam_update
 from .rmsprop import RMSprop, rmsprop_update
 from .sgd import SGD, sgd_update
 
@@ -29,13 +32,19 @@ __all__ = [
     "Adagrad",
     "Adam",
     "AdamW",
+    "Adamax",
+    "NAdam",
+    "RAdam",
     "RMSprop",
     "UnknownOptimizer",
     "adadelta_update",
     "adagrad_update",
     "adam_update",
+    "adamax_update",
     "available",
     "create",
+    "nadam_update",
+    "radam_update",
     "rmsprop_update",
     "sgd_update",
 ]
@@ -45,6 +54,9 @@ _REGISTRY: dict[str, type[Optimizer]] = {
     "adagrad": Adagrad,
     "adam": Adam,
     "adamw": AdamW,
+    "adamax": Adamax,
+    "nadam": NAdam,
+    "radam": RAdam,
     "rmsprop": RMSprop,
     "sgd": SGD,
 }
