@@ -1,5 +1,11 @@
 """The training loop: epochs over device-resident batches, validation, schedulers, early
-stopping, divergence detection and exact checkpoint/resume."""
+stopping, divergence detection and exact checkpoint/resume.
+
+Reading order: :func:`fit` sets up a :class:`~optimlab.engine.checkpoint.RunState` (resuming
+it from a checkpoint if asked), then loops: :func:`_train_epoch` (the per-batch loop: one
+:mod:`~optimlab.engine.step` call per batch), :func:`_validate_epoch`, :func:`_end_epoch`
+(divergence, early stopping, the per-epoch scheduler step), a checkpoint.
+"""
 
 from __future__ import annotations
 
@@ -12,46 +18,26 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch import Tensor, nn
+from torch import nn
 from tqdm.auto import tqdm
 
 from optimlab.data import Dataset, device_batches
 from optimlab.engine import checkpoint as ckpt
+from optimlab.engine.checkpoint import RunState
 from optimlab.engine.early_stopping import EarlyStopping
 from optimlab.engine.evaluate import loss_function, split_metrics
-from optimlab.engine.history import FitResult, History
-from optimlab.engine.schedules import create_scheduler
+from optimlab.engine.history import FitResult
+from optimlab.engine.schedules import Schedule, parse_schedule
+from optimlab.engine.step import OptimizerModes, TrainStep, make_train_step
 from optimlab.errors import UserError
 
 EpochCallback = Callable[[int, dict], None]
 
-
-def make_train_step(
-    model: nn.Module, optimizer: torch.optim.Optimizer, loss_fn: Callable[..., Tensor],
-    clip_grad_norm: float | None = None, compile: bool = False,
-) -> Callable[[Tensor, Tensor], Tensor]:
-    """One optimisation step on a batch; returns the detached batch loss (no host sync).
-
-    With ``compile=True`` the whole step (forward, loss, backward, clipping, optimizer step) is
-    handed to ``torch.compile`` with static shapes (``dynamic=False``): the smaller last batch
-    gets its own graph instead of turning every batch's graph dynamic, which measured slower.
-    """
-    params = [p for g in optimizer.param_groups for p in g["params"]]
-
-    def step(x: Tensor, y: Tensor) -> Tensor:
-        optimizer.zero_grad(set_to_none=True)
-        loss = loss_fn(model(x), y)
-        loss.backward()
-        if clip_grad_norm is not None:
-            nn.utils.clip_grad_norm_(params, clip_grad_norm)
-        optimizer.step()
-        return loss.detach()
-
-    return torch.compile(step, dynamic=False) if compile else step
+__all__ = ["EpochCallback", "fit", "make_train_step"]
 
 
 def _run_spec(model: nn.Module, optimizer: torch.optim.Optimizer, data: Dataset,
-              settings: dict[str, Any], early_stopping: EarlyStopping | None) -> dict[str, Any]:
+              settings: dict[str, Any], early_stopping: EarlyStopping | None) -> dict[str, str]:
     """Everything that must match for a checkpoint to continue this run (strings only)."""
     return {
         "dataset": data.name,
@@ -64,12 +50,17 @@ def _run_spec(model: nn.Module, optimizer: torch.optim.Optimizer, data: Dataset,
     }
 
 
-def _validate(epochs: int, batch_size: int, val_every: int, checkpoint_every: int) -> None:
-    for label, v in (("epochs", epochs), ("batch_size", batch_size), ("val_every", val_every),
-                     ("checkpoint_every", checkpoint_every)):
-        if not isinstance(v, int) or v < (0 if label == "epochs" else 1):
-            low = 0 if label == "epochs" else 1
+def _check_arguments(epochs: int, batch_size: int, val_every: int, checkpoint_every: int,
+                     clip_grad_norm: float | None) -> None:
+    for label, v, low in (("epochs", epochs, 0), ("batch_size", batch_size, 1),
+                          ("val_every", val_every, 1), ("checkpoint_every", checkpoint_every, 1)):
+        if isinstance(v, bool) or not isinstance(v, int) or v < low:
             raise UserError(f"{label} must be an integer >= {low}, got {v!r}")
+    if clip_grad_norm is not None and (
+            isinstance(clip_grad_norm, bool) or not isinstance(clip_grad_norm, int | float)
+            or not math.isfinite(clip_grad_norm) or clip_grad_norm <= 0):
+        raise UserError(f"clip_grad_norm must be a finite number > 0 (or None), "
+                        f"got {clip_grad_norm!r}")
 
 
 def _check_devices(model: nn.Module, data: Dataset) -> None:
@@ -80,74 +71,40 @@ def _check_devices(model: nn.Module, data: Dataset) -> None:
                             f"call model.to({str(device)!r}) before creating the optimizer")
 
 
-class _Run:
-    """The mutable state of one fit call (kept together so it can be checkpointed)."""
-
-    def __init__(self, model, optimizer, scheduler, early_stopping, generator, spec, config):
-        self.model, self.optimizer, self.scheduler = model, optimizer, scheduler
-        self.early_stopping, self.generator = early_stopping, generator
-        self.spec, self.config_json = spec, json.dumps(config, sort_keys=True, default=repr)
-        self.history, self.epoch, self.wall = History(), 0, 0.0
-
-    def state(self, status: str) -> dict[str, Any]:
-        return {
-            "format": ckpt.FORMAT, "status": status, "epoch": self.epoch, "wall": self.wall,
-            "run": self.spec, "config": self.config_json,
-            "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
-            "scheduler": self.scheduler.state_dict() if self.scheduler else None,
-            "early_stopping": self.early_stopping.state_dict() if self.early_stopping else None,
-            "rng": ckpt.rng_state(self.generator), "history": self.history.to_dict(),
-        }
-
-    def restore(self, state: dict[str, Any], path: Path) -> None:
-        ckpt.check_same_run(json.loads(state["config"]) or {}, json.loads(self.config_json) or {},
-                            path)
-        ckpt.check_same_run(state["run"], self.spec, path)
-        shapes = {k: tuple(v.shape) for k, v in self.model.state_dict().items()}
-        stored = {k: tuple(v.shape) for k, v in state["model"].items()}
-        if shapes != stored:  # checked before anything is loaded: no partial load
-            raise CheckpointMismatch(f"checkpoint {path} holds another model's weights")
-        try:
-            self.model.load_state_dict(state["model"])
-            self.optimizer.load_state_dict(state["optimizer"])
-            if self.scheduler:
-                self.scheduler.load_state_dict(state["scheduler"])
-            if self.early_stopping:
-                self.early_stopping.load_state_dict(state["early_stopping"])
-            ckpt.set_rng_state(state["rng"], self.generator)
-            self.history = History.from_dict(state["history"])
-        except (RuntimeError, ValueError, KeyError, TypeError) as e:
-            raise CheckpointMismatch(f"checkpoint {path} does not fit this run: {e}") from e
-        self.epoch, self.wall = int(state["epoch"]), float(state["wall"])
-
-    def result(self, status: str) -> FitResult:
-        return FitResult(self.history, status, len(self.history), self.wall)
+def _as_schedule(scheduler: str | Schedule | None, scheduler_args: dict | None
+                 ) -> Schedule | None:
+    if isinstance(scheduler, Schedule):
+        if scheduler_args:
+            raise UserError("scheduler_args goes with a scheduler name; a Schedule holds its "
+                            "own arguments")
+        return scheduler
+    if scheduler is None:
+        if scheduler_args:
+            raise UserError("scheduler_args given without a scheduler")
+        return None
+    return parse_schedule(scheduler, scheduler_args)
 
 
-class CheckpointMismatch(ckpt.CheckpointError):
-    """A checkpoint whose states do not load into this model/optimizer."""
-
-
-def _epoch(run: _Run, data: Dataset, step: Callable, batch_size: int, val: bool,
-           loss: str | None) -> dict[str, Any]:
-    """Train one epoch (one host sync for the loss) and validate if asked; the history row."""
-    t0 = time.perf_counter()
-    lr = float(run.optimizer.param_groups[0]["lr"])
+def _train_epoch(run: RunState, data: Dataset, step: TrainStep, batch_size: int) -> float:
+    """One pass over the training batches; the mean batch loss (one host sync)."""
     run.model.train()
-    losses = [step(x, y) for x, y in device_batches(data.train, batch_size, run.generator)]
+    losses = []
+    for x, y in device_batches(data.train, batch_size, run.generator):
+        losses.append(step(x, y))
+        # per-batch hooks (a per-step scheduler, telemetry) go here: no host sync in this loop
     # one host sync per epoch: the batch losses stay on the device until this sum
-    train_loss = float(torch.stack(losses).sum()) / len(losses) if losses else math.nan
-    val_loss = val_acc = None
-    if val and math.isfinite(train_loss):
-        vl, va, _ = split_metrics(run.model, data.val, data.task, loss)
-        val_loss, val_acc = float(vl), (None if va is None else float(va))
-    run.wall += time.perf_counter() - t0
-    return {"epoch": run.epoch + 1, "train_loss": train_loss, "val_loss": val_loss,
-            "val_accuracy": val_acc, "lr": lr, "wall_time": run.wall}
+    return float(torch.stack(losses).sum()) / len(losses) if losses else math.nan
 
 
-def _after_epoch(run: _Run, row: dict[str, Any]) -> str | None:
-    """Scheduler and early stopping after an epoch; the final status if the run ends here."""
+def _validate_epoch(run: RunState, data: Dataset, loss: str | None
+                    ) -> tuple[float | None, float | None]:
+    vl, va, _ = split_metrics(run.model, data.val, data.task, loss)
+    return float(vl), (None if va is None else float(va))
+
+
+def _end_epoch(run: RunState, row: dict[str, Any]) -> str | None:
+    """Divergence, early stopping and the per-epoch scheduler step after an epoch; the final
+    status if the run ends here."""
     val_loss = row["val_loss"]
     if not math.isfinite(row["train_loss"]) or (val_loss is not None and
                                                 not math.isfinite(val_loss)):
@@ -177,37 +134,46 @@ def fit(
     batch_size: int = 64,
     seed: int = 0,
     loss: str | None = None,
-    scheduler: str | None = None,
+    scheduler: str | Schedule | None = None,
     scheduler_args: dict | None = None,
     val_every: int = 1,
     early_stopping: EarlyStopping | None = None,
     clip_grad_norm: float | None = None,
     progress: bool = True,
+    progress_label: str = "fit",
     checkpoint_dir: str | Path | None = None,
     checkpoint_every: int = 1,
     resume: bool = False,
     config: dict | None = None,
     on_epoch_end: EpochCallback | None = None,
     compile: bool = False,
+    closure: bool | None = None,
 ) -> FitResult:
     """Train ``model`` with ``optimizer`` on ``data.train`` for ``epochs`` epochs.
 
     Each epoch draws a batch order from a ``torch.Generator`` seeded with ``seed`` (so the same
     seed gives the same batches whatever the optimizer), trains on device-resident batches and,
     every ``val_every`` epochs, measures loss and accuracy on ``data.val``. The loss defaults to
-    cross-entropy (classification) or MSE (regression). ``scheduler`` names a
-    ``torch.optim.lr_scheduler`` class (see :mod:`optimlab.engine.schedules`), stepped once per
-    epoch
-    (``ReduceLROnPlateau`` with the validation loss, on validation epochs only).
-    ``early_stopping`` watches the validation loss; when it stops the run, its best weights are
-    restored (``restore_best``). A non-finite train or validation loss ends the run with status
-    ``"diverged"`` (its row is kept in the history); Ctrl-C ends it with ``"interrupted"``.
+    cross-entropy (classification) or MSE (regression). ``scheduler`` is a name from
+    :mod:`optimlab.engine.schedules` with ``scheduler_args``, or a
+    :class:`~optimlab.engine.schedules.Schedule` parsed beforehand; it is rehearsed over the
+    whole run before training (a failing step or a negative learning rate is a
+    :class:`UserError`), then stepped once per epoch (``ReduceLROnPlateau`` with the validation
+    loss, on validation epochs only). ``early_stopping`` watches the validation loss; when it
+    stops the run, its best weights are restored. A non-finite train or validation loss ends
+    the run with status ``"diverged"`` (its row is kept in the history); Ctrl-C ends it with
+    ``"interrupted"``. ``clip_grad_norm`` clips the gradients' total norm (finite, > 0).
+
+    Optimizers that need a closure (LBFGS, SAM-style; ``closure`` None detects them) and
+    optimizers with ``train()``/``eval()`` modes (Schedule-Free) are driven as
+    :mod:`optimlab.engine.step` describes; the model is returned with the evaluation weights.
 
     With ``checkpoint_dir``, a checkpoint is written every ``checkpoint_every`` epochs and at
     the end; with ``resume=True`` an existing checkpoint there is checked against ``config``
     and this call's settings (:class:`CheckpointError` on any difference) and training
     continues from it, bit-identically to a run never interrupted (on CPU). A finished run
     returns its stored result. ``compile=True`` runs the train step through ``torch.compile``.
+    ``progress_label`` names the run on the progress bar.
 
     Example::
 
@@ -216,48 +182,69 @@ def fit(
         opt = optimlab.optim.Adam(model.parameters(), lr=1e-3)
         result = fit(model, opt, data, epochs=10, checkpoint_dir="runs/a", resume=True)
     """
-    _validate(epochs, batch_size, val_every, checkpoint_every)
+    _check_arguments(epochs, batch_size, val_every, checkpoint_every, clip_grad_norm)
     _check_devices(model, data)
     loss_fn = loss_function(loss, data.task)
-    sched = create_scheduler(scheduler, optimizer, **(scheduler_args or {})) if scheduler else None
-    settings = {"batch_size": batch_size, "seed": seed, "loss": loss, "scheduler": scheduler,
-                "scheduler_args": scheduler_args, "val_every": val_every,
-                "clip_grad_norm": clip_grad_norm}
-    spec = _run_spec(model, optimizer, data, settings, early_stopping)
-    run = _Run(model, optimizer, sched, early_stopping, torch.Generator().manual_seed(seed),
-               spec, config)
+    schedule = _as_schedule(scheduler, scheduler_args)
+    if schedule is not None:
+        schedule.check(optimizer, epochs)
+    settings = {"batch_size": batch_size, "seed": seed, "loss": loss,
+                "scheduler": None if schedule is None else schedule.name,
+                "scheduler_args": None if schedule is None else schedule.kwargs,
+                "val_every": val_every, "clip_grad_norm": clip_grad_norm}
+    run = RunState(model, optimizer, None if schedule is None else schedule.build(optimizer),
+                   early_stopping, torch.Generator().manual_seed(seed),
+                   _run_spec(model, optimizer, data, settings, early_stopping),
+                   json.dumps(config, sort_keys=True, default=repr))
     path = ckpt.checkpoint_path(checkpoint_dir) if checkpoint_dir is not None else None
+    if path is not None:
+        ckpt.remove_stale_temporaries(path)
     if resume and path is not None and path.exists():
         state = ckpt.load(path)
-        run.restore(state, path)
+        ckpt.restore(run, state, path)
         if state["status"] in ("early_stopped", "diverged") or (
                 state["status"] == "finished" and run.epoch >= epochs):
-            return run.result(state["status"])
-    step = make_train_step(model, optimizer, loss_fn, clip_grad_norm, compile)
-    bar = tqdm(total=epochs, initial=run.epoch, unit="epoch", desc="fit", leave=False,
+            return _result(run, state["status"])
+    step = make_train_step(model, optimizer, loss_fn, clip_grad_norm, compile, closure)
+    modes = OptimizerModes(optimizer)
+    bar = tqdm(total=epochs, initial=run.epoch, unit="epoch", desc=progress_label, leave=False,
                disable=not (progress and sys.stderr.isatty()))
     status = "finished"
     try:
         while run.epoch < epochs:
-            validate = len(data.val) > 0 and (run.epoch + 1) % val_every == 0
-            row = _epoch(run, data, step, batch_size, validate, loss)
+            t0 = time.perf_counter()
+            lr = float(optimizer.param_groups[0]["lr"])
+            modes.train()
+            train_loss = _train_epoch(run, data, step, batch_size)
+            modes.eval()  # every epoch: validation, checkpoints and the result see eval weights
+            val_loss = val_acc = None
+            if len(data.val) > 0 and (run.epoch + 1) % val_every == 0 and math.isfinite(
+                    train_loss):
+                val_loss, val_acc = _validate_epoch(run, data, loss)
+            run.wall += time.perf_counter() - t0
             run.epoch += 1
+            row = {"epoch": run.epoch, "train_loss": train_loss, "val_loss": val_loss,
+                   "val_accuracy": val_acc, "lr": lr, "wall_time": run.wall}
             run.history.append(row)
             bar.update(1)
             bar.set_postfix({k: f"{v:.4g}" for k, v in row.items()
                              if v is not None and k not in ("epoch", "wall_time")})
             if on_epoch_end is not None:
                 on_epoch_end(run.epoch, dict(row))
-            ended = _after_epoch(run, row)
+            ended = _end_epoch(run, row)
             if ended is not None:
                 status = ended
                 break
             if path is not None and run.epoch % checkpoint_every == 0 and run.epoch < epochs:
-                ckpt.save_atomic(run.state("interrupted"), path)
+                ckpt.save_atomic(ckpt.capture(run, "interrupted"), path)
     except KeyboardInterrupt:
-        return run.result("interrupted")  # the last checkpoint on disk stays as it was
+        return _result(run, "interrupted")  # the last checkpoint on disk stays as it was
     finally:
         bar.close()
     if path is not None:
-        ckpt.save_atomic(run.state(status), path)
-    return run.result(status)
+        ckpt.save_atomic(ckpt.capture(run, status), path)
+    return _result(run, status)
+
+
+def _result(run: RunState, status: str) -> FitResult:
+    return FitResult(run.history, status, len(run.history), run.wall)
