@@ -26,7 +26,7 @@ def run(args: argparse.Namespace) -> int:
     """List the store's runs or show one."""
     from optimlab.lab import RunStore
 
-    with RunStore(args.store, create=False) as store:
+    with RunStore(args.store, read_only=True) as store:
         if args.runs_command == "list":
             rows = store.list_runs()
             if args.json:

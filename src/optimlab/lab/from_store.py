@@ -31,7 +31,7 @@ def report_from_store(store_path: str | Path, run_ids: list[int], out_dir: str |
     """Write the plots and report.html for ``run_ids`` into ``out_dir``; return the report."""
     if not run_ids:
         raise UserError("give at least one run id (see `optimlab runs list`)")
-    with RunStore(store_path, create=False) as store:
+    with RunStore(store_path, read_only=True) as store:
         runs = [run_record(store.get_run(i)) for i in run_ids]
     # Runs from different experiments may share a name: tell them apart by id.
     for name in {r["name"] for r in runs}:

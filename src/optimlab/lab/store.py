@@ -6,6 +6,11 @@ row per run and epoch). The file is opened in WAL mode with a busy timeout, and 
 its own short transaction, so several comparisons can write to one store at the same time
 without losing rows. A run is inserted as ``running``; when a later process opens the store, a
 ``running`` row whose process is gone (same host, dead pid) is marked ``interrupted``.
+
+Readers (``runs list``, ``runs show``, ``report``) open the store with ``read_only=True``: SQLite's
+``mode=ro``, so they never write — no tables added to a database that is not a store, no status
+updates (a dead process's ``running`` row is *shown* as ``interrupted``), and a store in a folder
+they cannot write is still readable. A database without optimlab's tables is refused.
 """
 
 from __future__ import annotations
@@ -28,7 +33,8 @@ CREATE TABLE IF NOT EXISTS experiments (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     created REAL NOT NULL,
     out_dir TEXT,
-    config TEXT NOT NULL
+    config TEXT NOT NULL,
+    environment TEXT
 );
 CREATE TABLE IF NOT EXISTS runs (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -59,6 +65,7 @@ CREATE TABLE IF NOT EXISTS metrics (
 );
 """
 
+TABLES = ("experiments", "runs", "metrics")
 RUN_COLUMNS = ("id", "experiment_id", "name", "optimizer", "hparams", "seed", "config",
                "status", "pid", "host", "started", "updated", "finished", "wall_seconds",
                "result")
@@ -73,6 +80,19 @@ def _finite(x: Any) -> float | None:
     return x if math.isfinite(x) else None
 
 
+def _json_object(text: str | None, what: str) -> dict[str, Any]:
+    """A stored JSON object (``{}`` for none); UserError when the text is anything else."""
+    if not text:
+        return {}
+    try:
+        value = json.loads(text)
+    except ValueError:
+        value = None
+    if not isinstance(value, dict):
+        raise UserError(f"{what} is damaged: expected a JSON object, found {text[:60]!r}")
+    return value
+
+
 def _pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -84,25 +104,59 @@ def _pid_alive(pid: int) -> bool:
 
 
 class RunStore:
-    """A SQLite run store at ``path`` (created with its folder when missing)."""
+    """A SQLite run store at ``path``.
 
-    def __init__(self, path: str | Path, *, create: bool = True, timeout_s: float = 60.0) -> None:
+    ``create`` (default) creates the file and its folder when missing; ``read_only`` opens an
+    existing store for reading only (SQLite ``mode=ro``): nothing is written, not even the
+    status of dead runs. Every mistake — a folder, a missing file, a file that is not SQLite or
+    not an optimlab store — is a UserError.
+    """
+
+    def __init__(self, path: str | Path, *, create: bool = True, read_only: bool = False,
+                 timeout_s: float = 60.0) -> None:
         self.path = Path(path)
-        if not create and not self.path.is_file():
+        self.read_only = read_only
+        if self.path.is_dir():
+            raise UserError(f"run store {self.path} is a folder, not a SQLite file (e.g. "
+                            f"{self.path / 'optimlab.sqlite'})")
+        if (read_only or not create) and not self.path.is_file():
             raise UserError(f"no run store at {self.path} (run `optimlab compare` first)")
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(self.path, timeout=timeout_s, isolation_level=None)
-            self._db.execute(f"PRAGMA busy_timeout = {int(timeout_s * 1000)}")
-            self._db.execute("PRAGMA journal_mode = WAL")
-            self._db.execute("PRAGMA synchronous = NORMAL")
-            with self._write() as db:
-                for stmt in _SCHEMA.split(";"):
-                    if stmt.strip():
-                        db.execute(stmt)
+            if read_only:
+                self._db = _connect_read_only(self.path, timeout_s)
+            else:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                self._db = sqlite3.connect(self.path, timeout=timeout_s, isolation_level=None)
+            self._check_is_a_store()
+            if not read_only:
+                self._db.execute(f"PRAGMA busy_timeout = {int(timeout_s * 1000)}")
+                self._db.execute("PRAGMA journal_mode = WAL")
+                self._db.execute("PRAGMA synchronous = NORMAL")
+                self._create_tables()
         except sqlite3.DatabaseError as e:
             raise UserError(f"cannot open run store {self.path}: {e}") from None
-        self.mark_dead_runs()
+        except OSError as e:
+            raise UserError(f"cannot open run store {self.path}: {e.strerror or e}") from None
+        if not read_only:
+            self.mark_dead_runs()
+
+    def _check_is_a_store(self) -> None:
+        """Refuse a database that has tables but not optimlab's (it is someone else's)."""
+        tables = {r[0] for r in self._db.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")}
+        if (tables or self.read_only) and not set(TABLES) <= tables:
+            found = ", ".join(sorted(tables)) or "none"
+            raise UserError(f"{self.path} is not an optimlab run store (its tables: {found}; a "
+                            f"store has {', '.join(TABLES)})")
+
+    def _create_tables(self) -> None:
+        with self._write() as db:
+            for stmt in _SCHEMA.split(";"):
+                if stmt.strip():
+                    db.execute(stmt)
+            columns = {r[1] for r in db.execute("PRAGMA table_info(experiments)")}
+            if "environment" not in columns:  # a store written before environments were kept
+                db.execute("ALTER TABLE experiments ADD COLUMN environment TEXT")
 
     def close(self) -> None:
         self._db.close()
@@ -116,6 +170,7 @@ class RunStore:
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
         """One short write transaction; BEGIN IMMEDIATE takes the lock up front (no deadlock)."""
+        assert not self.read_only, "a read-only store was asked to write"
         self._db.execute("BEGIN IMMEDIATE")
         try:
             yield self._db
@@ -126,11 +181,16 @@ class RunStore:
 
     # -- writing ---------------------------------------------------------------------------
 
-    def add_experiment(self, config: dict[str, Any], out_dir: str | None) -> int:
+    def add_experiment(self, config: dict[str, Any], out_dir: str | None,
+                       environment: dict[str, Any] | None = None) -> int:
+        """Record a comparison; ``environment`` defaults to this process's (torch, host, …)."""
+        env = _this_environment(config) if environment is None else environment
         with self._write() as db:
             cur = db.execute(
-                "INSERT INTO experiments (created, out_dir, config) VALUES (?, ?, ?)",
-                (time.time(), out_dir, json.dumps(config)),
+                "INSERT INTO experiments (created, out_dir, config, environment)"
+                " VALUES (?, ?, ?, ?)",
+                (time.time(), out_dir, json.dumps(config, default=repr),
+                 json.dumps(env, default=repr)),
             )
         assert cur.lastrowid is not None
         return cur.lastrowid
@@ -200,29 +260,50 @@ class RunStore:
 
     # -- reading ---------------------------------------------------------------------------
 
+    def _shown_status(self, status: str, pid: int | None, host: str | None) -> str:
+        """The status to show: a dead process's ``running`` row is ``interrupted``.
+
+        A writer has already marked such rows; a reader only shows them so.
+        """
+        if status == "running" and host == socket.gethostname() and (
+                pid is None or not _pid_alive(int(pid))):
+            return "interrupted"
+        return status
+
     def list_runs(self) -> list[dict[str, Any]]:
-        """All runs, oldest first, as dicts (``experiment`` is the experiment id)."""
+        """All runs, oldest first, as dicts (``experiment`` is the experiment id).
+
+        A run whose stored result is damaged is listed without test numbers.
+        """
         rows = self._db.execute(
-            "SELECT id, experiment_id, name, optimizer, seed, status, started, wall_seconds,"
-            " result FROM runs ORDER BY id").fetchall()
+            "SELECT id, experiment_id, name, optimizer, seed, status, pid, host, started,"
+            " wall_seconds, result FROM runs ORDER BY id").fetchall()
         out = []
-        for rid, exp, name, opt, seed, status, started, wall, result in rows:
-            res = json.loads(result) if result else {}
+        for rid, exp, name, opt, seed, status, pid, host, started, wall, result in rows:
+            try:
+                res = _json_object(result, "")
+            except UserError:
+                res = {}
             out.append({"id": rid, "experiment": exp, "name": name, "optimizer": opt,
-                        "seed": seed, "status": status, "started": started,
-                        "wall_seconds": wall, "test_accuracy": res.get("test_accuracy"),
+                        "seed": seed, "status": self._shown_status(status, pid, host),
+                        "started": started, "wall_seconds": wall,
+                        "test_accuracy": res.get("test_accuracy"),
                         "test_loss": res.get("test_loss")})
         return out
 
     def get_run(self, run_id: int) -> dict[str, Any]:
         """One run with its config, result and history; UserError when it does not exist."""
-        row = self._db.execute(
-            f"SELECT {', '.join(RUN_COLUMNS)} FROM runs WHERE id = ?", (run_id,)).fetchone()
+        row = None
+        if 0 < run_id < 2**63:  # SQLite's integers; a larger id names no run
+            row = self._db.execute(
+                f"SELECT {', '.join(RUN_COLUMNS)} FROM runs WHERE id = ?", (run_id,)).fetchone()
         if row is None:
-            raise UserError(f"no run with id {run_id} in {self.path}")
+            shown = str(run_id) if len(str(run_id)) <= 30 else f"{str(run_id)[:27]}..."
+            raise UserError(f"no run with id {shown} in {self.path} (see `optimlab runs list`)")
         run = dict(zip(RUN_COLUMNS, row, strict=True))
         for key in ("hparams", "config", "result"):
-            run[key] = json.loads(run[key]) if run[key] else {}
+            run[key] = _json_object(run[key], f"run {run_id}'s {key} in {self.path}")
+        run["status"] = self._shown_status(run["status"], run["pid"], run["host"])
         run["history"] = self.history(run_id)
         return run
 
@@ -234,8 +315,44 @@ class RunStore:
         return {c: [r[i] for r in rows] for i, c in enumerate(cols)}
 
     def experiment(self, experiment_id: int) -> dict[str, Any]:
-        row = self._db.execute("SELECT id, created, out_dir, config FROM experiments WHERE id = ?",
-                               (experiment_id,)).fetchone()
+        """One experiment: id, created, out_dir, config and environment (``{}`` if unknown)."""
+        columns = {r[1] for r in self._db.execute("PRAGMA table_info(experiments)")}
+        env = "environment" if "environment" in columns else "NULL"
+        row = self._db.execute(f"SELECT id, created, out_dir, config, {env} FROM experiments"
+                               " WHERE id = ?", (experiment_id,)).fetchone()
         if row is None:
             raise UserError(f"no experiment with id {experiment_id} in {self.path}")
-        return {"id": row[0], "created": row[1], "out_dir": row[2], "config": json.loads(row[3])}
+        what = f"experiment {experiment_id}'s {{}} in {self.path}"
+        return {"id": row[0], "created": row[1], "out_dir": row[2],
+                "config": _json_object(row[3], what.format("config")),
+                "environment": _json_object(row[4], what.format("environment"))}
+
+
+def _connect_read_only(path: Path, timeout_s: float) -> sqlite3.Connection:
+    """Open ``path`` with SQLite ``mode=ro``.
+
+    A WAL database needs its ``-shm`` index: in a folder this process cannot write, SQLite
+    cannot create it, and the store is then opened ``immutable`` (read as a plain file).
+    """
+    uri = path.resolve().as_uri() + "?mode=ro"
+    db = sqlite3.connect(uri, uri=True, timeout=timeout_s, isolation_level=None)
+    try:
+        db.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        return db
+    except sqlite3.OperationalError:
+        db.close()
+        if os.access(path.parent, os.W_OK):
+            raise
+    return sqlite3.connect(uri + "&immutable=1", uri=True, isolation_level=None)
+
+
+def _this_environment(config: dict[str, Any]) -> dict[str, Any]:
+    """What produced a comparison's numbers, when its writer did not say (torch, host, …)."""
+    import torch
+
+    from optimlab.lab.compare import environment
+
+    device = str(config.get("device", "auto"))
+    if device not in ("cpu", "cuda"):
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    return environment(device)
