@@ -21,9 +21,16 @@ from .adadelta import Adadelta, adadelta_update
 from .adagrad import Adagrad, adagrad_update
 from .adam import Adam, AdamW, adam_update
 from .adamax import Adamax, adamax_update
+from .lion import Lion, lion_update
 from .nadam import NAdam, nadam_update
 from .radam import RAdam, radam_update
 from .rmsprop import RMSprop, rmsprop_update
+from .schedulefree import (
+    AdamWScheduleFree,
+    SGDScheduleFree,
+    adamw_schedulefree_update,
+    sgd_schedulefree_update,
+)
 from .sgd import SGD, sgd_update
 
 __all__ = [
@@ -32,20 +39,26 @@ __all__ = [
     "Adagrad",
     "Adam",
     "AdamW",
+    "AdamWScheduleFree",
     "Adamax",
+    "Lion",
     "NAdam",
     "RAdam",
     "RMSprop",
+    "SGDScheduleFree",
     "UnknownOptimizer",
     "adadelta_update",
     "adagrad_update",
     "adam_update",
     "adamax_update",
+    "adamw_schedulefree_update",
     "available",
     "create",
+    "lion_update",
     "nadam_update",
     "radam_update",
     "rmsprop_update",
+    "sgd_schedulefree_update",
     "sgd_update",
 ]
 
@@ -54,11 +67,14 @@ _REGISTRY: dict[str, type[Optimizer]] = {
     "adagrad": Adagrad,
     "adam": Adam,
     "adamw": AdamW,
+    "adamw_schedulefree": AdamWScheduleFree,
     "adamax": Adamax,
+    "lion": Lion,
     "nadam": NAdam,
     "radam": RAdam,
     "rmsprop": RMSprop,
     "sgd": SGD,
+    "sgd_schedulefree": SGDScheduleFree,
 }
 
 
