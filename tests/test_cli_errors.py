@@ -71,6 +71,27 @@ IO_CASES: list[Bad] = [
 # -- commands added by later work append their own groups here (tune, landscape, …) ----------
 OTHER_CASES: list[Bad] = []
 
+# landscape: function, start, steps, noise, optimizer specs and --out, all before any run
+OTHER_CASES += [
+    Bad(("landscape", "--function", "sphere"), "unknown function 'sphere'; valid: rosenbrock",
+        id="landscape-function"),
+    Bad(("landscape", "--start", "3,0"), "outside rosenbrock's domain", id="landscape-start"),
+    Bad(("landscape", "--function", "beale", "--start", "0,nan"), "must be finite",
+        id="landscape-start-nan"),
+    Bad(("landscape", "--start", "1"), "expected X,Y", id="landscape-start-format"),
+    Bad(("landscape", "--steps", "0"), "steps must be an integer in 1", id="landscape-steps"),
+    Bad(("landscape", "--noise", "-0.5"), "noise must be a finite number >= 0",
+        id="landscape-noise"),
+    Bad(("landscape", "--noise", "inf"), "noise must be a finite number", id="landscape-noise-inf"),
+    Bad(("landscape", "--noise", "x"), "invalid float value", id="landscape-noise-word"),
+    Bad(("landscape", "--optimizer", "adam:lr=-1"), "Invalid learning rate",
+        id="landscape-bad-lr"),
+    Bad(("landscape", "--optimizer", "nosuch"), "unknown optimizer 'nosuch'",
+        id="landscape-optimizer"),
+    Bad(("landscape", "--out", "taken"), "exists and is not a folder",
+        setup=lambda root: (root / "taken").write_text("x"), id="landscape-out-file"),
+]
+
 ALL_CASES = PLAN_CASES + IO_CASES + OTHER_CASES
 
 
