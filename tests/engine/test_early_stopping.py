@@ -59,6 +59,11 @@ def test_restore_best_keeps_the_best_weights():
 
 @pytest.mark.parametrize("kwargs,match", [({"patience": 0}, "patience"),
                                           ({"patience": 2, "min_delta": -1}, "min_delta"),
+                                          ({"patience": 2, "min_delta": float("nan")},
+                                           "min_delta must be a finite number"),
+                                          ({"patience": 2, "min_delta": float("inf")},
+                                           "min_delta"),
+                                          ({"patience": True}, "patience"),
                                           ({"patience": 2, "mode": "up"}, "mode")])
 def test_bad_arguments(kwargs, match):
     with pytest.raises(UserError, match=match):

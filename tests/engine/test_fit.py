@@ -170,7 +170,13 @@ def test_evaluate_against_sklearn(digits):
 @pytest.mark.parametrize("kwargs,match", [({"epochs": -1}, "epochs"),
                                           ({"epochs": 1, "batch_size": 0}, "batch_size"),
                                           ({"epochs": 1, "loss": "hinge"}, "unknown loss"),
-                                          ({"epochs": 1, "scheduler": "nope"}, "scheduler")])
+                                          ({"epochs": 1, "scheduler": "nope"}, "scheduler"),
+                                          ({"epochs": 1, "clip_grad_norm": -1.0},
+                                           "clip_grad_norm must be a finite number > 0"),
+                                          ({"epochs": 1, "clip_grad_norm": float("nan")},
+                                           "clip_grad_norm"),
+                                          ({"epochs": 1, "scheduler_args": {"gamma": 0.5}},
+                                           "without a scheduler")])
 def test_bad_arguments_are_user_errors(kwargs, match):
     data = from_tensors(torch.randn(20, 2), torch.arange(20) % 2)
     model = build_model("linear", data.input_shape, 2)
@@ -194,3 +200,25 @@ def test_model_on_another_device_is_a_user_error():
     model = build_model("linear", data.input_shape, 2).to(torch.device("meta"))
     with pytest.raises(UserError, match="model.to"):
         fit(model, torch.optim.SGD(model.parameters(), lr=0.1), data, epochs=1, progress=False)
+
+
+def test_a_schedule_that_fails_later_is_refused_before_training(digits, tmp_path):
+    model, opt = _setup(digits, lr=0.1)
+    before = [p.detach().clone() for p in model.parameters()]
+    with pytest.raises(UserError, match="learning rate -0.1 at step 2"):
+        fit(model, opt, digits, epochs=5, scheduler="steplr",
+            scheduler_args={"step_size": 2, "gamma": -1.0}, progress=False,
+            checkpoint_dir=tmp_path)
+    assert all(torch.equal(a, b) for a, b in zip(model.parameters(), before, strict=True))
+    assert opt.param_groups[0]["lr"] == 0.1 and list(tmp_path.iterdir()) == []
+
+
+def test_a_parsed_schedule_equals_the_name_and_arguments(digits):
+    from optimlab.engine import parse_schedule
+
+    runs = []
+    for kwargs in ({"scheduler": "steplr", "scheduler_args": {"step_size": 1, "gamma": 0.5}},
+                   {"scheduler": parse_schedule("StepLR", {"step_size": 1, "gamma": 0.5})}):
+        model, opt = _setup(digits, lr=1.0)
+        runs.append(fit(model, opt, digits, epochs=3, progress=False, **kwargs).history.lr)
+    assert runs[0] == runs[1] == [1.0, 0.5, 0.25]

@@ -10,9 +10,10 @@ import torch
 from optimlab.engine.recipes import (
     RunLength,
     build_scheduler,
-    parse_schedule,
+    parse_scheduler_spec,
     schedule_lrs,
 )
+from optimlab.engine.schedules import Schedule, create_scheduler, parse_schedule
 from optimlab.errors import UserError
 
 LR = 0.5
@@ -140,7 +141,21 @@ def test_warmup_in_steps_checked_against_steps():
 
 
 def test_parse_keeps_parts_and_text():
-    spec = parse_schedule("LinearLR:total_iters=2  THEN  cosine:eta_min=1e-4")
+    spec = parse_scheduler_spec("LinearLR:total_iters=2  THEN  cosine:eta_min=1e-4")
     assert [p.name for p in spec.parts] == ["LinearLR", "cosine"]
     assert spec.parts[1].hparams == {"eta_min": 1e-4}
-    assert parse_schedule("plateau:patience=3").is_plateau
+    assert spec.name == "LinearLR then CosineAnnealingLR"
+    assert parse_scheduler_spec("plateau:patience=3").per_validation
+    assert type(parse_scheduler_spec("steplr:step_size=3")) is Schedule  # needs no run length
+
+
+def test_recipe_names_reach_the_engine_registry():
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=LR)
+    schedule = parse_schedule("wsd", {"warmup": 1}, text="wsd:warmup=1")
+    assert schedule.name == "wsd" and not schedule.per_validation
+    with pytest.raises(UserError, match="takes its length from the run"):
+        schedule.build(opt)
+    with pytest.raises(UserError, match="unknown argument 'warm' for recipe wsd"):
+        parse_schedule("wsd", {"warm": 1})
+    with pytest.raises(UserError, match="give T_max="):
+        create_scheduler("cosine", opt)

@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from optimlab.engine.schedules import create_scheduler, scheduler_names
+from optimlab.engine.schedules import create_scheduler, parse_schedule, scheduler_names
 from optimlab.errors import UserError
 
 
@@ -58,3 +58,57 @@ def test_errors_name_the_problem():
         create_scheduler("steplr", opt)
     with pytest.raises(UserError, match="ReduceLROnPlateau.*bad argument"):
         create_scheduler("plateau", opt, factor=2.0)
+
+
+def _opt(lr=1.0, cls=torch.optim.SGD, **kw):
+    return cls([torch.zeros(1, requires_grad=True)], lr=lr, **kw)
+
+
+@pytest.mark.parametrize(
+    ("name", "kwargs", "fragment"),
+    [
+        ("steplr", {"step_size": 0}, "fails at step 1"),  # ZeroDivisionError when it steps
+        ("steplr", {"step_size": 2, "gamma": -1.0}, "learning rate -1 at step 2"),
+        ("polynomiallr", {"total_iters": 4, "power": -1.0}, "fails at step 4"),
+        ("onecyclelr", {"max_lr": 0.1, "total_steps": 3}, "fails at step 4 of 10"),
+        ("exponential", {"gamma": 1e300}, "must stay finite"),
+    ],
+)
+def test_rehearsal_refuses_schedules_that_fail_later(name, kwargs, fragment):
+    schedule = parse_schedule(name, kwargs)  # nothing wrong until it steps
+    opt = _opt()
+    with pytest.raises(UserError, match=fragment):
+        schedule.check(opt, 10)
+    assert opt.param_groups[0]["lr"] == 1.0 and "initial_lr" not in opt.param_groups[0]
+
+
+@pytest.mark.parametrize(
+    ("name", "kwargs", "fragment"),
+    [
+        ("steplr", {"step_size": "abc"}, "step_size must be an integer"),
+        ("steplr", {"step_size": 2.5}, "step_size must be an integer"),
+        ("steplr", {"step_size": 1, "gamma": float("nan")}, "gamma must be a finite number"),
+        ("plateau", {"mode": "maxx"}, "mode must be one of 'min', 'max'"),
+        ("onecyclelr", {"max_lr": 0.1, "three_phase": "yes"}, "three_phase must be true or"),
+        ("multistep", {"milestones": "1,2"}, "milestones must be a list"),
+    ],
+)
+def test_values_are_type_checked_before_building(name, kwargs, fragment):
+    with pytest.raises(UserError, match=fragment):
+        parse_schedule(name, kwargs)
+
+
+def test_cyclic_lr_needs_an_optimizer_with_momentum():
+    schedule = parse_schedule("cycliclr", {"base_lr": 0.1, "max_lr": 1.0})
+    schedule.check(_opt(momentum=0.9), 5)
+    with pytest.raises(UserError, match="CyclicLR.*momentum"):
+        schedule.check(_opt(cls=torch.optim.Adadelta), 5)
+
+
+def test_long_and_multiline_values_give_one_short_line():
+    with pytest.raises(UserError) as err:
+        parse_schedule("steplr", {"step_size": "x\n" * 3000})
+    assert "\n" not in str(err.value) and len(str(err.value)) < 200
+    with pytest.raises(UserError) as err:
+        parse_schedule("nosuch\nline" + "y" * 5000)
+    assert "\n" not in str(err.value) and len(str(err.value)) < 400

@@ -28,10 +28,12 @@ class EarlyStopping:
     def __init__(
         self, patience: int, min_delta: float = 0.0, mode: str = "min", restore_best: bool = True
     ) -> None:
-        if not isinstance(patience, int) or patience < 1:
+        if isinstance(patience, bool) or not isinstance(patience, int) or patience < 1:
             raise UserError(f"early stopping patience must be an integer >= 1, got {patience!r}")
-        if min_delta < 0:
-            raise UserError(f"early stopping min_delta must be >= 0, got {min_delta}")
+        if (isinstance(min_delta, bool) or not isinstance(min_delta, int | float)
+                or not math.isfinite(min_delta) or min_delta < 0):
+            raise UserError(f"early stopping min_delta must be a finite number >= 0, "
+                            f"got {min_delta!r}")
         if mode not in ("min", "max"):
             raise UserError(f"early stopping mode must be 'min' or 'max', got {mode!r}")
         self.patience, self.min_delta, self.mode = patience, float(min_delta), mode

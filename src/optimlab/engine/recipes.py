@@ -37,13 +37,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 import torch
 from torch.optim import lr_scheduler as lrs
 
-from optimlab.engine.schedules import create_scheduler, scheduler_class, scheduler_names
+from optimlab.engine.arguments import check_arguments, shown
+from optimlab.engine.schedules import Schedule, parse_schedule, scheduler_class, scheduler_names
 from optimlab.errors import UserError
 
 if TYPE_CHECKING:
@@ -56,20 +57,6 @@ _LENGTH_ARG = {lrs.LinearLR: "total_iters", lrs.ConstantLR: "total_iters",
                lrs.PolynomialLR: "total_iters", lrs.CosineAnnealingLR: "T_max"}
 #: arguments filled with the remaining run length when left out
 _FILLED_ARG = {lrs.CosineAnnealingLR: "T_max", lrs.OneCycleLR: "total_steps"}
-
-
-@dataclass(frozen=True)
-class ScheduleSpec:
-    """A parsed schedule spec: one part (a scheduler or a recipe) or a chain of schedulers."""
-
-    parts: tuple[Spec, ...]
-    text: str
-
-    @property
-    def is_plateau(self) -> bool:
-        """True for ReduceLROnPlateau, which steps with the validation loss."""
-        return (len(self.parts) == 1 and self.parts[0].name.lower() not in RECIPES
-                and scheduler_class(self.parts[0].name) is lrs.ReduceLROnPlateau)
 
 
 @dataclass(frozen=True)
@@ -90,10 +77,39 @@ class RunLength:
         return "steps" if self.every == "step" else "epochs"
 
 
+@dataclass(frozen=True)
+class Composite(Schedule):
+    """A schedule that needs the run's length: a recipe, a chain, or a torch scheduler whose
+    length argument was left out. :func:`for_run` binds the length; then it is a
+    :class:`~optimlab.engine.schedules.Schedule` like any other (``build``, ``check``)."""
+
+    parts: tuple[Spec, ...] = ()
+    length: RunLength | None = None
+
+    @property
+    def name(self) -> str:
+        if self.parts[0].name.lower() in RECIPES:
+            return self.parts[0].name.lower()
+        return " then ".join(scheduler_class(p.name).__name__ for p in self.parts)
+
+    def build(self, optimizer: torch.optim.Optimizer) -> Any:
+        if self.length is None:  # create_scheduler(name, opt) outside a run
+            fill = _FILLED_ARG.get(self.cls)
+            need = f"; give {fill}=…" if fill else ""
+            raise UserError(f"scheduler {shown(self.text, 60)} takes its length from the run (fit, "
+                            f"compare, optimlab schedule --epochs){need}")
+        first = self.parts[0]
+        if first.name.lower() in RECIPES:
+            return RECIPES[first.name.lower()](optimizer, self.length, **first.hparams)
+        if len(self.parts) == 1:
+            return _torch_part(first, optimizer, self.length.total)
+        return _chain(self, optimizer, self.length)
+
+
 def check_every(every: str) -> str:
     """``epoch`` or ``step``, else UserError."""
     if every not in EVERY:
-        raise UserError(f"schedule_every must be one of {', '.join(EVERY)}, got {every!r}")
+        raise UserError(f"schedule_every must be one of {', '.join(EVERY)}, got {shown(every)}")
     return every
 
 
@@ -101,31 +117,69 @@ def recipe_names() -> tuple[str, ...]:
     return tuple(sorted(RECIPES))
 
 
-def parse_schedule(text: str) -> ScheduleSpec:
-    """Parse a schedule spec (names checked, values not yet: they need the optimizer)."""
+def _unknown(name: str) -> UserError:
+    valid = sorted(c.__name__.lower() for c in {scheduler_class(n) for n in scheduler_names()})
+    return UserError(f"unknown scheduler {shown(name)}; valid: recipes {', '.join(recipe_names())}; "
+                     f"torch's {', '.join(valid)}")
+
+
+def parse_scheduler_spec(text: str) -> Schedule:
+    """Parse a schedule spec written as text (``name:key=value,…``, a recipe, ``A then B``).
+
+    Names, argument names and types are checked here; values that need the optimizer or the
+    run's length when it is built (``for_run``, then ``check``/``build``).
+    """
     from optimlab.lab.spec import parse_spec  # the lab's grammar; imported when text arrives
 
     pieces = _THEN.split(text.strip())
     parts = tuple(parse_spec(p, kind="scheduler") for p in pieces)
+    if len(parts) == 1:
+        return parse_schedule(parts[0].name, parts[0].hparams, text=text.strip())
     for part in parts:
         if part.name.lower() in RECIPES:
-            if len(parts) > 1:
-                raise UserError(f"recipe {part.name!r} cannot be chained with 'then' in "
-                                f"{text!r}; chain torch schedulers only")
-            continue
+            raise UserError(f"recipe {part.name!r} cannot be chained with 'then' in "
+                            f"{shown(text, 60)}; chain torch schedulers only")
         try:
             cls = scheduler_class(part.name)
         except UserError:
-            raise UserError(f"unknown scheduler {part.name!r}; valid: recipes "
-                            f"{', '.join(recipe_names())}, or {', '.join(scheduler_names())}"
-                            ) from None
-        if len(parts) > 1 and cls is lrs.ReduceLROnPlateau:
-            raise UserError(f"ReduceLROnPlateau cannot be chained in {text!r}: it steps with "
+            raise _unknown(part.name) from None
+        if cls is lrs.ReduceLROnPlateau:
+            raise UserError(f"ReduceLROnPlateau cannot be chained in {shown(text, 60)}: it steps with "
                             "the validation loss")
-    return ScheduleSpec(parts, text.strip())
+        check_arguments(cls, part.hparams, what=f"scheduler {cls.__name__}")
+    return Composite(lrs.SequentialLR, {"spec": text.strip()}, text.strip(), parts)
 
 
-def build_scheduler(schedule: ScheduleSpec | str, optimizer: torch.optim.Optimizer,
+def schedule_for_name(name: str, kwargs: dict[str, Any], text: str) -> Composite | None:
+    """The :class:`Composite` for a recipe name, or a torch scheduler missing its length
+    argument (``T_max``, ``total_steps``); None for a scheduler complete without the run.
+    (:func:`optimlab.engine.schedules.parse_schedule` asks this first.)"""
+    from optimlab.lab.spec import Spec
+
+    spec = Spec(name, dict(kwargs), text or name)
+    if name.lower() in RECIPES:
+        _only(name.lower(), kwargs, RECIPE_ARGS[name.lower()])
+        return Composite(lrs.SequentialLR, dict(kwargs), spec.text, (spec,))
+    try:
+        cls = scheduler_class(name)
+    except UserError:
+        raise _unknown(name) from None
+    fill = _FILLED_ARG.get(cls)
+    if fill is None or fill in kwargs or "epochs" in kwargs:
+        return None
+    check_arguments(cls, kwargs, what=f"scheduler {cls.__name__}")
+    return Composite(cls, dict(kwargs), spec.text, (spec,))
+
+
+def for_run(schedule: Schedule, length: RunLength) -> Schedule:
+    """``schedule`` knowing the run's length (a plain torch scheduler needs none)."""
+    check_every(length.every)
+    if length.total < 1:
+        raise UserError(f"the run has no scheduler steps ({length.epochs} epochs)")
+    return replace(schedule, length=length) if isinstance(schedule, Composite) else schedule
+
+
+def build_scheduler(schedule: Schedule | str, optimizer: torch.optim.Optimizer,
                     length: RunLength) -> Any:
     """The torch scheduler ``schedule`` describes on ``optimizer`` for a run of ``length``.
 
@@ -134,16 +188,8 @@ def build_scheduler(schedule: ScheduleSpec | str, optimizer: torch.optim.Optimiz
 
         sched = build_scheduler("warmup_cosine:warmup=5,min_lr=1e-5", opt, RunLength(30))
     """
-    spec = parse_schedule(schedule) if isinstance(schedule, str) else schedule
-    check_every(length.every)
-    if length.total < 1:
-        raise UserError(f"the run has no scheduler steps ({length.epochs} epochs)")
-    if len(spec.parts) == 1 and spec.parts[0].name.lower() in RECIPES:
-        part = spec.parts[0]
-        return RECIPES[part.name.lower()](optimizer, length, **part.hparams)
-    if len(spec.parts) == 1:
-        return _torch_part(spec.parts[0], optimizer, length.total)
-    return _chain(spec, optimizer, length)
+    parsed = parse_scheduler_spec(schedule) if isinstance(schedule, str) else schedule
+    return for_run(parsed, length).build(optimizer)
 
 
 def _torch_part(part: Spec, optimizer: torch.optim.Optimizer, remaining: int) -> Any:
@@ -155,10 +201,10 @@ def _torch_part(part: Spec, optimizer: torch.optim.Optimizer, remaining: int) ->
         kwargs[fill] = remaining
     if cls is lrs.OneCycleLR and "max_lr" not in kwargs:
         kwargs["max_lr"] = [g["lr"] for g in optimizer.param_groups]
-    return create_scheduler(part.name, optimizer, **kwargs)
+    return parse_schedule(part.name, kwargs, text=part.text).build(optimizer)
 
 
-def _chain(spec: ScheduleSpec, optimizer: torch.optim.Optimizer, length: RunLength) -> Any:
+def _chain(spec: Composite, optimizer: torch.optim.Optimizer, length: RunLength) -> Any:
     """``A then B then …``: each part but the last for its written length, with SequentialLR."""
     milestones: list[int] = []
     for part in spec.parts[:-1]:
@@ -167,12 +213,12 @@ def _chain(spec: ScheduleSpec, optimizer: torch.optim.Optimizer, length: RunLeng
         n = part.hparams.get(arg) if arg else None
         if arg is None or n is None:
             needs = ", ".join(f"{c.__name__.lower()} ({a}=…)" for c, a in _LENGTH_ARG.items())
-            raise UserError(f"in the chain {spec.text!r}, {part.name!r} needs a written length "
+            raise UserError(f"in the chain {shown(spec.text, 60)}, {part.name!r} needs a written length "
                             f"to end at; chainable before 'then': {needs}")
         if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-            raise UserError(f"{part.name}: {arg} must be an integer >= 1, got {n!r}")
+            raise UserError(f"{part.name}: {arg} must be an integer >= 1, got {shown(n)}")
         milestones.append((milestones[-1] if milestones else 0) + n)
-    _check_fits(milestones[-1], 1, length, what=f"the chain's first parts ({spec.text!r})")
+    _check_fits(milestones[-1], 1, length, what=f"the chain's first parts ({shown(spec.text, 60)})")
     schedulers = [_torch_part(p, optimizer, length.total - milestones[-1]) for p in spec.parts]
     return lrs.SequentialLR(optimizer, schedulers, milestones=milestones)
 
@@ -191,13 +237,13 @@ def _base_lrs(optimizer: torch.optim.Optimizer) -> list[float]:
 
 def _int_arg(recipe: str, key: str, value: Any, low: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise UserError(f"{recipe}: {key} must be an integer >= {low}, got {value!r}")
+        raise UserError(f"{recipe}: {key} must be an integer >= {low}, got {shown(value)}")
     return value
 
 
 def _min_lr(recipe: str, value: Any, optimizer: torch.optim.Optimizer) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-        raise UserError(f"{recipe}: min_lr must be a number >= 0, got {value!r}")
+        raise UserError(f"{recipe}: min_lr must be a number >= 0, got {shown(value)}")
     top = min(_base_lrs(optimizer))
     if value > top:
         raise UserError(f"{recipe}: min_lr={value:g} is above the optimizer's lr={top:g}; "
@@ -249,7 +295,7 @@ def _only(recipe: str, kwargs: dict[str, Any], valid: tuple[str, ...]) -> None:
 
 def warmup_cosine(optimizer: torch.optim.Optimizer, length: RunLength, **kwargs: Any) -> Any:
     """Linear warmup over ``warmup`` steps, then cosine annealing to ``min_lr`` at the end."""
-    _only("warmup_cosine", kwargs, ("warmup", "min_lr"))
+    _only("warmup_cosine", kwargs, RECIPE_ARGS["warmup_cosine"])
     w = _needs_warmup("warmup_cosine", kwargs)
     eta_min = _min_lr("warmup_cosine", kwargs.get("min_lr", 0.0), optimizer)
     _check_fits(w, 1, length, what=f"warmup={w}")
@@ -260,7 +306,7 @@ def warmup_cosine(optimizer: torch.optim.Optimizer, length: RunLength, **kwargs:
 
 def warmup_linear(optimizer: torch.optim.Optimizer, length: RunLength, **kwargs: Any) -> Any:
     """Linear warmup over ``warmup`` steps, then a linear decay to ``min_lr`` at the end."""
-    _only("warmup_linear", kwargs, ("warmup", "min_lr"))
+    _only("warmup_linear", kwargs, RECIPE_ARGS["warmup_linear"])
     w = _needs_warmup("warmup_linear", kwargs)
     eta_min = _min_lr("warmup_linear", kwargs.get("min_lr", 0.0), optimizer)
     _check_fits(w, 1, length, what=f"warmup={w}")
@@ -272,7 +318,7 @@ def warmup_linear(optimizer: torch.optim.Optimizer, length: RunLength, **kwargs:
 
 def wsd(optimizer: torch.optim.Optimizer, length: RunLength, **kwargs: Any) -> Any:
     """Warmup, stable at the base lr, then the last ``decay`` fraction decays to ``min_lr``."""
-    _only("wsd", kwargs, ("warmup", "decay", "min_lr", "shape"))
+    _only("wsd", kwargs, RECIPE_ARGS["wsd"])
     w = _needs_warmup("wsd", kwargs)
     eta_min = _min_lr("wsd", kwargs.get("min_lr", 0.0), optimizer)
     fraction, shape = kwargs.get("decay", 0.2), kwargs.get("shape", "linear")
@@ -281,7 +327,7 @@ def wsd(optimizer: torch.optim.Optimizer, length: RunLength, **kwargs: Any) -> A
         raise UserError(f"wsd: decay is the fraction of the run spent decaying, in (0, 1], "
                         f"got {fraction!r}")
     if shape not in ("linear", "cosine"):
-        raise UserError(f"wsd: shape must be linear or cosine, got {shape!r}")
+        raise UserError(f"wsd: shape must be linear or cosine, got {shown(shape)}")
     d = max(1, round(fraction * length.total))
     _check_fits(w, d, length, what=f"warmup={w} before decay={fraction:g}")
     stable = length.total - w - d
@@ -300,23 +346,26 @@ def wsd(optimizer: torch.optim.Optimizer, length: RunLength, **kwargs: Any) -> A
 RECIPES: dict[str, Callable[..., Any]] = {
     "warmup_cosine": warmup_cosine, "warmup_linear": warmup_linear, "wsd": wsd,
 }
+RECIPE_ARGS = {"warmup_cosine": ("warmup", "min_lr"), "warmup_linear": ("warmup", "min_lr"),
+               "wsd": ("warmup", "decay", "min_lr", "shape")}
 
 
-def schedule_lrs(schedule: ScheduleSpec | str, length: RunLength, lr: float = 0.1
-                 ) -> list[float]:
+def schedule_lrs(schedule: Schedule | str, length: RunLength, lr: float = 0.1) -> list[float]:
     """The lr of each scheduler step of a run, without training (a throwaway SGD at ``lr``).
 
-    ``lrs[t]`` is the rate used by step t (an epoch, or a batch with ``every="step"``), the
-    value the run history records as ``lr`` at the start of each epoch.
+    ``lrs[t]`` is the rate used by step t (an epoch, or a batch with ``every="step"``); per
+    epoch it is the value the run history records as ``lr``.
     """
-    spec = parse_schedule(schedule) if isinstance(schedule, str) else schedule
-    if spec.is_plateau:
+    parsed = parse_scheduler_spec(schedule) if isinstance(schedule, str) else schedule
+    if parsed.per_validation:
         raise UserError("ReduceLROnPlateau follows the validation loss; it has no curve to "
                         "preview before training")
     if not lr > 0:
         raise UserError(f"lr must be > 0, got {lr!r}")
     opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=lr)
-    sched = build_scheduler(spec, opt, length)
+    bound = for_run(parsed, length)
+    bound.check(opt, length.total)
+    sched = bound.build(opt)
     out = []
     for _ in range(length.total):
         out.append(float(opt.param_groups[0]["lr"]))

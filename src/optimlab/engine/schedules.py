@@ -145,10 +145,16 @@ def parse_schedule(name: str, kwargs: dict[str, Any] | None = None, *, text: str
     """The :class:`Schedule` for scheduler ``name`` with ``kwargs``, checked without building.
 
     Unknown names and arguments, missing required arguments and values of the wrong type raise
-    :class:`UserError` naming the scheduler and the argument.
+    :class:`UserError` naming the scheduler and the argument. Recipes (``warmup_cosine``, …)
+    and schedulers left without their length come from :mod:`optimlab.engine.recipes`.
     """
-    cls = scheduler_class(name)
+    from optimlab.engine.recipes import schedule_for_name  # it builds on this module
+
     kwargs = dict(kwargs or {})
+    composite = schedule_for_name(name, kwargs, text)
+    if composite is not None:
+        return composite
+    cls = scheduler_class(name)
     what = f"scheduler {cls.__name__}"
     check_arguments(cls, kwargs, what=what)
     try:
