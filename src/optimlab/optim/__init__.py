@@ -22,6 +22,7 @@ from .adagrad import Adagrad, adagrad_update
 from .adam import Adam, AdamW, adam_update
 from .adamax import Adamax, adamax_update
 from .lion import Lion, lion_update
+from .muon import Muon, muon_update
 from .nadam import NAdam, nadam_update
 from .radam import RAdam, radam_update
 from .rmsprop import RMSprop, rmsprop_update
@@ -42,6 +43,7 @@ __all__ = [
     "AdamWScheduleFree",
     "Adamax",
     "Lion",
+    "Muon",
     "NAdam",
     "RAdam",
     "RMSprop",
@@ -55,6 +57,7 @@ __all__ = [
     "available",
     "create",
     "lion_update",
+    "muon_update",
     "nadam_update",
     "radam_update",
     "rmsprop_update",
@@ -70,6 +73,7 @@ _REGISTRY: dict[str, type[Optimizer]] = {
     "adamw_schedulefree": AdamWScheduleFree,
     "adamax": Adamax,
     "lion": Lion,
+    "muon": Muon,
     "nadam": NAdam,
     "radam": RAdam,
     "rmsprop": RMSprop,

@@ -1,0 +1,220 @@
+"""Muon: momentum orthogonalised by a Newton-Schulz iteration, for 2-D weight matrices."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from ._base import RuleOptimizer
+
+__all__ = ["Muon", "adjusted_lr", "muon_update", "newton_schulz"]
+
+NS_COEFFICIENTS = (3.4445, -4.7750, 2.0315)
+ADJUST_LR_FNS = ("original", "match_rms_adamw", "spectral_unclamped")
+
+
+def newton_schulz(
+    g: Tensor, coefficients: tuple[float, float, float], steps: int, eps: float
+) -> Tensor:
+    r"""An approximate orthogonalisation :math:`U S' V^T` of :math:`G = U S V^T`, in bfloat16.
+
+    :math:`X_0 = G / \max(\lVert G \rVert_F, \epsilon)` (transposed to be wide), then ``steps``
+    times the quintic :math:`A = X X^T`, :math:`X \leftarrow aX + (bA + cA^2) X`. The
+    coefficients push small singular values up fast; :math:`S'` ends roughly in [0.5, 1.5],
+    not exactly 1 (Jordan et al. found this does not hurt).
+    """
+    if steps >= 100:
+        raise ValueError("Number of steps must be less than 100 for computational efficiency")
+    if len(g.shape) != 2:
+        raise ValueError("Input tensor gradient must be a 2D matrix")
+    if len(coefficients) != 3:
+        raise ValueError("Coefficients must be a tuple of exactly 3 values")
+    a, b, c = coefficients
+    x = g.bfloat16()
+    tall = g.size(0) > g.size(1)
+    if tall:
+        x = x.T
+    x.div_(x.norm().clamp(min=eps))  # X_0 = G / ‖G‖_F
+    for _ in range(steps):
+        gram = x @ x.T  # A = X Xᵀ
+        poly = torch.addmm(gram, gram, gram, beta=b, alpha=c)  # bA + cA²
+        x = torch.addmm(x, poly, x, beta=a)  # X ← aX + (bA + cA²)X
+    return x.T if tall else x
+
+
+def adjusted_lr(lr: float | Tensor, adjust_lr_fn: str | None, shape: torch.Size) -> Any:
+    r"""The learning rate scaled for an :math:`A \times B` matrix, as torch's ``_adjust_lr``.
+
+    ``None``/``"original"`` (Jordan): :math:`\sqrt{\max(1, A/B)}`; ``"match_rms_adamw"``
+    (Moonshot): :math:`0.2\sqrt{\max(A, B)}`; ``"spectral_unclamped"`` (Bernstein):
+    :math:`\sqrt{A/B}`.
+    """
+    rows, cols = shape[:2]
+    if adjust_lr_fn is None or adjust_lr_fn == "original":
+        ratio = math.sqrt(max(1, rows / cols))
+    elif adjust_lr_fn == "match_rms_adamw":
+        ratio = 0.2 * math.sqrt(max(rows, cols))
+    elif adjust_lr_fn == "spectral_unclamped":
+        ratio = math.sqrt(rows / cols)
+    else:
+        ratio = 1.0
+    return lr * ratio
+
+
+def muon_update(
+    param: Tensor,
+    grad: Tensor,
+    momentum_buffer: Tensor,
+    *,
+    step: float = 0.0,
+    lr: float | Tensor = 1e-3,
+    weight_decay: float = 0.1,
+    momentum: float = 0.95,
+    nesterov: bool = True,
+    ns_coefficients: tuple[float, float, float] = NS_COEFFICIENTS,
+    eps: float = 1e-7,
+    ns_steps: int = 5,
+    adjust_lr_fn: str | None = None,
+) -> None:
+    r"""Muon: step along the orthogonalised momentum of a weight matrix.
+
+    With :math:`G_t` the gradient, step size :math:`\gamma`, momentum :math:`\mu`, decoupled
+    decay :math:`\lambda` and :math:`\mathrm{NS}` the Newton-Schulz iteration
+    (:func:`newton_schulz`):
+
+    .. math::
+        B_t &= \mu B_{t-1} + (1 - \mu) G_t \\
+        \tilde B_t &= (1 - \mu) G_t + \mu B_t \ \text{(Nesterov)} \quad\text{or}\quad B_t \\
+        O_t &= \mathrm{NS}^{(a,b,c)}_k(\tilde B_t) \\
+        W_t &= (1 - \gamma\lambda) W_{t-1} - \gamma_{adj} O_t, \qquad
+        \gamma_{adj} = \gamma\sqrt{\max(1, A/B)} \ \text{(default, see } \texttt{adjust\_lr\_fn})
+
+    Updates ``param`` and ``momentum_buffer`` (:math:`B`) in place; ``grad`` is never
+    modified.
+
+    Args:
+        param, grad: a 2-D weight matrix :math:`A \times B` and its gradient (real, dense).
+        momentum_buffer: :math:`B`, zeros at the start.
+        step: unused (Muon keeps no step count); every rule takes it.
+        lr: :math:`\gamma` (default 1e-3; the Muon authors use 0.02 with the default scaling).
+        weight_decay: :math:`\lambda`, decoupled, scaled by the unadjusted :math:`\gamma`
+            (default 0.1).
+        momentum: :math:`\mu` (default 0.95).
+        nesterov: orthogonalise the look-ahead :math:`\tilde B_t` (default True).
+        ns_coefficients: :math:`(a, b, c)` (default (3.4445, -4.7750, 2.0315)).
+        eps: floor of the Frobenius norm in the first NS step (default 1e-7).
+        ns_steps: :math:`k`, Newton-Schulz iterations (default 5, at most 99).
+        adjust_lr_fn: ``None``/``"original"``, ``"match_rms_adamw"`` or
+            ``"spectral_unclamped"`` (see :func:`adjusted_lr`).
+
+    Example:
+        >>> import torch
+        >>> w, buf = torch.zeros(2, 2), torch.zeros(2, 2)
+        >>> g = torch.tensor([[3.0, 0.0], [0.0, 1.0]])
+        >>> muon_update(w, g, buf, lr=0.1, weight_decay=0.0)
+        >>> w.diagonal()  # g's 3:1 directions both move by about lr (singular values → ~1)
+        tensor([-0.0750, -0.1133])
+
+    References:
+        Jordan et al., "Muon: An optimizer for hidden layers in neural networks", 2024,
+        https://kellerjordan.github.io/posts/muon/.
+        Liu et al., "Muon is Scalable for LLM Training", 2025, arXiv:2502.16982.
+        Bernstein, "Deriving Muon", 2025, https://jeremybernste.in/writing/deriving-muon.
+
+    Notes:
+        torch's documentation writes :math:`B_t = \mu B_{t-1} + g_t` and
+        :math:`\tilde B_t = g_t + \mu B_t`, but its code (and so this rule, and Jordan's
+        reference code) keeps an exponential average: ``buf.lerp_(g, 1 - μ)`` and
+        ``g.lerp(buf, μ)``. The Newton-Schulz iteration runs in bfloat16 on every device; the
+        update is applied in the parameter's dtype. Weight decay uses the unadjusted
+        :math:`\gamma`. Only 2-D parameters are accepted: Muon is meant for hidden weight
+        matrices, with AdamW for biases, embeddings and the first and last layers.
+    """
+    if grad.ndim != 2:
+        raise ValueError("Param gradient must be a 2D matrix")
+    buf = momentum_buffer
+    buf.lerp_(grad, 1 - momentum)  # B_t = μ·B + (1-μ)·G
+    update = grad.lerp(buf, momentum) if nesterov else buf  # B̃_t
+    orthogonal = newton_schulz(update, ns_coefficients, ns_steps, eps)  # O_t
+    lr_adjusted = adjusted_lr(lr, adjust_lr_fn, param.shape)
+    param.mul_(1 - lr * weight_decay)  # W ← (1 - γλ)·W
+    param.add_(orthogonal, alpha=-lr_adjusted)  # W -= γ_adj·O_t
+
+
+class Muon(RuleOptimizer):
+    """Muon; drop-in for ``torch.optim.Muon`` (torch 2.14, 2-D parameters only).
+
+    The update is :func:`muon_update`. State per parameter: ``momentum_buffer`` (no step
+    count), torch's name, so state_dicts move between the two. Like torch's, it refuses
+    non-2-D parameters at construction and complex or sparse ones at the step. For a whole
+    model (Muon on hidden matrices, AdamW on the rest) see
+    :class:`optimlab.optim.muon.MuonWithAdamW`.
+    """
+
+    rule = staticmethod(muon_update)
+    state_keys = ("momentum_buffer",)
+    hyperparams = (
+        "lr", "weight_decay", "momentum", "nesterov", "ns_coefficients", "eps", "ns_steps",
+        "adjust_lr_fn",
+    )
+
+    def __init__(
+        self,
+        params: Any,
+        lr: float = 1e-3,
+        weight_decay: float = 0.1,
+        momentum: float = 0.95,
+        nesterov: bool = True,
+        ns_coefficients: tuple[float, float, float] = NS_COEFFICIENTS,
+        eps: float = 1e-7,
+        ns_steps: int = 5,
+        adjust_lr_fn: str | None = None,
+    ) -> None:
+        if isinstance(lr, Tensor) and lr.numel() != 1:
+            raise ValueError("Tensor lr must be 1-element")
+        if not 0.0 <= lr:
+            raise ValueError(f"Learning rate should be >= 0 but is: {lr}")
+        if not 0.0 <= momentum:
+            raise ValueError(f"momentum should be >= 0 but is: {momentum}")
+        if not 0.0 <= weight_decay:
+            raise ValueError(f"weight decay should be >= 0 but is: {weight_decay}")
+        if adjust_lr_fn is not None and adjust_lr_fn not in ADJUST_LR_FNS:
+            raise ValueError(f"Adjust learning rate function {adjust_lr_fn} is not supported")
+        defaults = {
+            "lr": lr,
+            "weight_decay": weight_decay,
+            "momentum": momentum,
+            "nesterov": nesterov,
+            "ns_coefficients": ns_coefficients,
+            "eps": eps,
+            "ns_steps": ns_steps,
+            "adjust_lr_fn": adjust_lr_fn,
+        }
+        super().__init__(params, defaults)
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.ndim != 2:
+                    raise ValueError(
+                        "Muon only supports 2D parameters whereas we found a parameter with "
+                        f"size: {p.size()}"
+                    )
+
+    def _params_with_grad(self, group: dict[str, Any]) -> list[Tensor]:
+        params = []
+        for p in group["params"]:  # torch's checks, in torch's order
+            if p.grad is None:
+                continue
+            if torch.is_complex(p):
+                raise RuntimeError("Muon does not support complex parameters")
+            if p.grad.is_sparse:
+                raise RuntimeError("Muon does not support sparse gradients")
+            params.append(p)
+        return params
+
+    def _init_state(self, p: Tensor, group: dict[str, Any]) -> dict[str, Any]:
+        state = self.state[p]
+        state["momentum_buffer"] = torch.zeros_like(p.grad, memory_format=torch.preserve_format)
+        return state
