@@ -197,3 +197,75 @@ def test_ctrl_c_marks_the_run_interrupted_and_says_how_to_resume(tmp_path):
 
     with RunStore(tmp_path / "s.sqlite") as store:
         assert [r["status"] for r in store.list_runs()] == ["interrupted"]
+
+
+def test_version(capsys):
+    from optimlab import __version__
+
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(["--version"])
+    assert exit_.value.code == 0 and capsys.readouterr().out == f"optimlab {__version__}\n"
+
+
+def test_list_reads_every_registry_with_defaults(capsys):
+    import inspect
+
+    from optimlab import optim
+    from optimlab.data import DATASET_NAMES
+    from optimlab.engine.schedules import scheduler_names
+    from optimlab.lab.spec import format_value
+    from optimlab.models import MODEL_NAMES
+
+    code, text, _ = run_main(["list"], capsys)
+    assert code == 0
+    assert [ln.split(" (")[0] for ln in text.splitlines() if ln and not ln[0].isspace()] == [
+        "optimizers", "schedulers", "datasets", "models"]
+    flat = " ".join(text.split())  # undo the wrapping
+    for name in optim.available():
+        opt = optim.create(name, [torch.nn.Parameter(torch.zeros(2, 2))])
+        assert f" {name} lr={format_value(opt.defaults['lr'])}," in flat, name
+    assert "torch.SGD" in flat and "steplr step_size=<required>, gamma=0.1" in flat
+    assert all(f" {n} " in flat for n in (*scheduler_names(), *DATASET_NAMES, *MODEL_NAMES))
+    code, out, _ = run_main(["list", "optimizers", "--json"], capsys)
+    listed = json.loads(out)
+    assert [e["name"] for e in listed["optimizers"]] == list(optim.available())
+    sgd = next(e for e in listed["optimizers"] if e["name"] == "sgd")
+    params = inspect.signature(optim.SGD).parameters
+    assert list(sgd["defaults"]) == [p for p in params if p != "params"]
+    assert "torch.Adam" in listed["torch_optimizers"] and "schedulers" not in listed
+
+
+def test_list_shows_an_optimizer_added_to_the_registry(capsys, monkeypatch):
+    from optimlab import optim
+
+    class Tiny(optim.SGD):
+        def __init__(self, params, lr: float = 0.125, wobble: float = 2.5) -> None:
+            super().__init__(params, lr=lr)
+
+    monkeypatch.setitem(optim._REGISTRY, "tiny", Tiny)
+    monkeypatch.setattr(optim, "Tiny", Tiny, raising=False)
+    code, text, _ = run_main(["list", "optimizers"], capsys)
+    assert code == 0 and "  tiny " in text and "lr=0.125, wobble=2.5" in text
+
+
+def test_closed_pipe_ends_quietly(tmp_path):
+    """`optimlab runs show N | head -1`: no traceback, no "Exception ignored" noise."""
+    from optimlab.lab import RunStore
+
+    with RunStore(tmp_path / "s.sqlite") as store:
+        rid = store.start_run(store.add_experiment({}, None), name="sgd", optimizer="sgd",
+                              hparams={}, seed=0, config={})
+        store._db.executemany(  # 5000 epochs: far more output than a pipe buffers
+            "INSERT INTO metrics (run_id, epoch, train_loss, lr) VALUES (?, ?, 1.0, 0.1)",
+            [(rid, e) for e in range(1, 5001)])
+    for args in (["runs", "show", str(rid)], ["runs", "list"], ["list"]):
+        proc = subprocess.Popen([sys.executable, "-m", "optimlab", *args, "--store", "s.sqlite"]
+                                if args[0] == "runs" else [sys.executable, "-m", "optimlab",
+                                                           *args],
+                                cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        assert proc.stdout is not None and proc.stdout.readline()
+        proc.stdout.close()  # the reader goes away, like `head -1`
+        err = proc.stderr.read().decode() if proc.stderr else ""
+        code = proc.wait(timeout=120)
+        assert err == "", err
+        assert code in (0, 141), code  # 0: everything fitted in the pipe before it closed

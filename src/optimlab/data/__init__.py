@@ -38,6 +38,7 @@ from optimlab.data.core import (
 
 __all__ = [
     "DATASET_NAMES",
+    "DATASET_SOURCES",
     "Dataset",
     "DatasetUnavailable",
     "Split",
@@ -49,6 +50,16 @@ __all__ = [
 ]
 
 DATASET_NAMES = ("digits", "line", "mnist", "fashion-mnist", "cifar10")
+#: where each dataset's examples come from, and their shape (``optimlab list``)
+DATASET_SOURCES = {
+    "digits": "scikit-learn's bundled 8×8 digits, offline; (1, 8, 8), 10 classes",
+    "line": "y = -5x + 1 + noise on x in [-5, 5) (regression); (1,) → (1,)",
+    "mnist": "MNIST IDX files in <data-dir>/MNIST/raw/; (1, 28, 28), 10 classes",
+    "fashion-mnist": "Fashion-MNIST IDX files in <data-dir>/FashionMNIST/raw/; (1, 28, 28), "
+                     "10 classes",
+    "cifar10": "CIFAR-10 Python batches in <data-dir>/cifar-10-batches-py/; (3, 32, 32), "
+               "10 classes",
+}
 
 
 def _digits(seed: int, device: str | torch.device) -> Dataset:
