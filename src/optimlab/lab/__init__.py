@@ -17,6 +17,7 @@ from optimlab.lab.from_store import report_from_store
 from optimlab.lab.results import format_table, grouped_rows
 from optimlab.lab.spec import Spec, build_optimizer, parse_spec
 from optimlab.lab.store import RunStore
+from optimlab.lab.tune import TuneConfig, TuneResult, resume_tune, tune
 
 __all__ = [
     "DEFAULT_SUITE",
@@ -24,6 +25,8 @@ __all__ = [
     "Comparison",
     "RunStore",
     "Spec",
+    "TuneConfig",
+    "TuneResult",
     "build_optimizer",
     "format_table",
     "grouped_rows",
@@ -32,6 +35,8 @@ __all__ = [
     "plan",
     "report_from_store",
     "resume_comparison",
+    "resume_tune",
     "run_comparison",
+    "tune",
     "valid_keys",
 ]
