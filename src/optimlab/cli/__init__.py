@@ -24,7 +24,7 @@ from typing import NoReturn
 from optimlab.errors import UserError
 
 #: the sub-command modules, in the order ``optimlab --help`` lists them
-COMMANDS = ("compare", "runs", "report", "list", "landscape")
+COMMANDS = ("compare", "tune", "runs", "report", "list", "landscape")
 
 
 class _Parser(argparse.ArgumentParser):
