@@ -61,3 +61,23 @@ def test_regression_table_shows_test_loss():
     lines = format_table(grouped_rows(runs)).splitlines()
     assert "test loss" in lines[0] and "acc" not in lines[0]
     assert lines[2].startswith("b") and lines[2].split()[-4] == "1"  # sorted by test loss
+
+
+def test_hyperparameters_are_shown_exactly():
+    from hypothesis import given
+    from hypothesis import strategies as st
+
+    from optimlab.lab.results import format_hparams
+    from optimlab.lab.spec import format_value, parse_value
+
+    assert format_hparams({"lr": 1e10, "momentum": 0.9, "eps": 1e-8, "big": 123456789.0,
+                           "hundred": 100.0, "betas": [0.9, 0.999], "nesterov": True}) == (
+        "lr=1e+10, momentum=0.9, eps=1e-08, big=123456789.0, hundred=100.0, "
+        "betas=(0.9, 0.999), nesterov=true")
+
+    @given(st.floats(allow_nan=False, allow_infinity=False))
+    def reads_back(x: float) -> None:
+        text = format_value(x)
+        assert parse_value(text, key="lr", spec="s") == x and len(text) <= 24, text
+
+    reads_back()
