@@ -14,14 +14,27 @@ an invalid value is reported with the optimizer's (or scheduler's) own message.
 from __future__ import annotations
 
 import ast
-import inspect
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from optimlab.engine.arguments import check_arguments, shown
 from optimlab.errors import UserError
 
+if TYPE_CHECKING:
+    from optimlab.engine.schedules import Schedule
+
 TORCH_PREFIX = "torch."
+#: torch.optim classes a comparison cannot run, and why (they are not offered as valid names)
+TORCH_REFUSED = {
+    "sparseadam": "it updates only sparse gradients (nn.Embedding(sparse=True)); optimlab's "
+                  "models have dense ones",
+}
+#: hyperparameters fit cannot honour, and why
+REFUSED_VALUES = {
+    ("capturable", True): "capturable=true is for CUDA-graph capture, which optimlab's fit "
+                          "does not do; drop it",
+}
 _BARE_WORD = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
@@ -88,12 +101,12 @@ def split_top_level(text: str) -> list[str]:
         elif ch in ")]}":
             depth -= 1
             if depth < 0:
-                raise UserError(f"unbalanced {ch!r} in {text!r}")
+                raise UserError(f"unbalanced {ch!r} in {shown(text, 60)}")
         elif ch == "," and depth == 0:
             parts.append(text[start:i])
             start = i + 1
     if depth != 0 or quote:
-        raise UserError(f"unbalanced brackets or quotes in {text!r}")
+        raise UserError(f"unbalanced brackets or quotes in {shown(text, 60)}")
     parts.append(text[start:])
     return parts
 
@@ -105,12 +118,12 @@ def parse_value(text: str, *, key: str, spec: str) -> Any:
         return text.lower() == "true"
     try:
         return ast.literal_eval(text)
-    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError, OverflowError):
         if _BARE_WORD.match(text):
             return text
         raise UserError(
-            f"invalid value {text!r} for {key!r} in {spec!r}: expected a literal such as "
-            "0.01, 1e-3, true, (0.9, 0.999)"
+            f"invalid value {shown(text)} for {key!r} in {shown(spec, 60)}: expected a literal "
+            "such as 0.01, 1e-3, true, (0.9, 0.999)"
         ) from None
 
 
@@ -120,18 +133,18 @@ def parse_spec(text: str, *, kind: str = "optimizer") -> Spec:
     name, sep, rest = raw.partition(":")
     name = name.strip()
     if not name:
-        raise UserError(f"empty {kind} name in spec {text!r}; expected name or name:key=value,...")
+        raise UserError(f"empty {kind} name in spec {shown(text, 60)}; expected name or "
+                        "name:key=value,...")
     hparams: dict[str, Any] = {}
     if sep and rest.strip():
         for item in split_top_level(rest):
             key, eq, value = item.partition("=")
             key = key.strip()
             if not eq or not key.isidentifier():
-                raise UserError(
-                    f"bad item {item.strip()!r} in {kind} spec {text!r}; expected key=value"
-                )
+                raise UserError(f"bad item {shown(item.strip())} in {kind} spec "
+                                f"{shown(text, 60)}; expected key=value")
             if key in hparams:
-                raise UserError(f"{key!r} given twice in {kind} spec {text!r}")
+                raise UserError(f"{key!r} given twice in {kind} spec {shown(text, 60)}")
             hparams[key] = parse_value(value, key=key, spec=text)
     return Spec(name=name, hparams=hparams, text=raw)
 
@@ -143,7 +156,7 @@ def _torch_classes() -> dict[str, type]:
         n.lower(): c
         for n, c in vars(torch.optim).items()
         if isinstance(c, type) and issubclass(c, torch.optim.Optimizer) and c is not
-        torch.optim.Optimizer
+        torch.optim.Optimizer and n.lower() not in TORCH_REFUSED
     }
 
 
@@ -176,37 +189,48 @@ def optimizer_class(spec: Spec) -> type | None:
 
 
 def check_optimizer_name(spec: Spec) -> None:
-    """Raise UserError when the spec names no known optimizer."""
+    """Raise UserError when the spec names no known optimizer (a short list: ours, then how to
+    name torch's)."""
     from optimlab import optim
 
+    torch_name = spec.name[len(TORCH_PREFIX):].lower() if spec.is_torch else ""
+    if torch_name in TORCH_REFUSED:
+        raise UserError(f"{spec.name} is not supported: {TORCH_REFUSED[torch_name]}")
     known = spec.name.lower() in optim.available() if not spec.is_torch else (
         optimizer_class(spec) is not None
     )
     if not known:
         raise UserError(
-            f"unknown optimizer {spec.name!r}; valid: {', '.join(valid_optimizer_names())}"
+            f"unknown optimizer {shown(spec.name)}; ours: {', '.join(optim.available())}; "
+            f"torch.<Name> for torch.optim's classes (optimlab list shows all)"
         )
+
+
+def check_hyperparameters(spec: Spec) -> None:
+    """Names and types of a spec's hyperparameters against the constructor's signature.
+
+    Booleans take true/false only, floats a finite number only (see
+    :mod:`optimlab.engine.arguments`); values fit cannot honour are refused. Ranges are left
+    to the constructor (:func:`build_optimizer` reports its message).
+    """
+    for (key, value), why in REFUSED_VALUES.items():
+        if spec.hparams.get(key) is value:
+            raise UserError(f"{shown(spec.text or spec.name, 60)}: {why}")
+    cls = optimizer_class(spec)
+    if cls is not None:
+        check_arguments(cls, spec.hparams, what=f"optimizer {shown(spec.name)}")
 
 
 def build_optimizer(spec: Spec, params: Any) -> Any:
     """Construct the optimizer a spec names over ``params``.
 
-    Unknown names and hyperparameters become UserError listing the valid ones; an invalid
-    value becomes UserError carrying the optimizer's own ValueError/TypeError message.
+    Unknown names and hyperparameters become UserError listing the valid ones; a value of the
+    wrong type is refused before the constructor runs; an invalid value becomes UserError
+    carrying the optimizer's own ValueError/TypeError message.
     """
     check_optimizer_name(spec)
+    check_hyperparameters(spec)
     cls = optimizer_class(spec)
-    if cls is not None:
-        accepted = [
-            p for p in inspect.signature(cls).parameters
-            if p not in ("self", "params")
-        ]
-        unknown = [k for k in spec.hparams if k not in accepted]
-        if unknown:
-            raise UserError(
-                f"unknown hyperparameter {unknown[0]!r} for optimizer {spec.name!r}; "
-                f"valid: {', '.join(accepted)}"
-            )
     try:
         if spec.is_torch:
             assert cls is not None
@@ -214,8 +238,10 @@ def build_optimizer(spec: Spec, params: Any) -> Any:
         from optimlab import optim
 
         return optim.create(spec.name.lower(), params, **spec.hparams)
-    except (ValueError, TypeError) as e:
-        raise UserError(f"invalid {spec.text or spec.name!r}: {e}") from None
+    except (ValueError, TypeError, RuntimeError) as e:
+        message = " ".join(str(e).split())
+        raise UserError(f"invalid {shown(spec.text or spec.name, 60)}: {message[:160]}"
+                        ) from None
 
 
 def check_optimizer_spec(spec: Spec) -> None:
@@ -225,19 +251,23 @@ def check_optimizer_spec(spec: Spec) -> None:
     build_optimizer(spec, [torch.nn.Parameter(torch.zeros(1))])
 
 
+def parse_scheduler_spec(text: str) -> Schedule:
+    """A scheduler spec (``steplr:step_size=10,gamma=0.1``) parsed and checked once, as the
+    :class:`~optimlab.engine.schedules.Schedule` that travels with every planned run."""
+    from optimlab.engine.schedules import parse_schedule
+
+    spec = parse_spec(text, kind="scheduler")
+    return parse_schedule(spec.name, spec.hparams, text=spec.text)
+
+
 def check_scheduler_spec(spec: Spec) -> None:
-    """Validate a scheduler spec up front on a throwaway optimizer (UserError from ENGINE)."""
+    """Validate a parsed scheduler spec on a throwaway optimizer (UserError when wrong)."""
     import torch
 
-    from optimlab.engine.schedules import create_scheduler
+    from optimlab.engine.schedules import parse_schedule
 
     opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
-    try:
-        create_scheduler(spec.name, opt, **spec.hparams)
-    except UserError:
-        raise
-    except (ValueError, TypeError) as e:
-        raise UserError(f"invalid scheduler {spec.text or spec.name!r}: {e}") from None
+    parse_schedule(spec.name, spec.hparams, text=spec.text).build(opt)
 
 
 def unique_names(labels: list[str]) -> list[str]:
