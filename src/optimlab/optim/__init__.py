@@ -26,6 +26,7 @@ from .muon import Muon, muon_update
 from .nadam import NAdam, nadam_update
 from .radam import RAdam, radam_update
 from .rmsprop import RMSprop, rmsprop_update
+from .sam import SAM
 from .schedulefree import (
     AdamWScheduleFree,
     SGDScheduleFree,
@@ -47,6 +48,7 @@ __all__ = [
     "NAdam",
     "RAdam",
     "RMSprop",
+    "SAM",
     "SGDScheduleFree",
     "UnknownOptimizer",
     "adadelta_update",
@@ -77,6 +79,7 @@ _REGISTRY: dict[str, type[Optimizer]] = {
     "nadam": NAdam,
     "radam": RAdam,
     "rmsprop": RMSprop,
+    "sam": SAM,
     "sgd": SGD,
     "sgd_schedulefree": SGDScheduleFree,
 }

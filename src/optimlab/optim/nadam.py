@@ -66,8 +66,8 @@ def nadam_update(
         >>> w, g = torch.ones(3), torch.full((3,), 0.5)
         >>> m, v, pi = torch.zeros(3), torch.zeros(3), torch.tensor(1.0)
         >>> nadam_update(w, g, m, v, pi, step=1.0, lr=0.1)
-        >>> w  # the first step moves every weight by about lr
-        tensor([0.9000, 0.9000, 0.9000])
+        >>> w  # about lr on the first step (a little more: the look-ahead momentum)
+        tensor([0.8944, 0.8944, 0.8944])
 
     References:
         Dozat, "Incorporating Nesterov Momentum into Adam", ICLR 2016 workshop,
