@@ -22,6 +22,7 @@ from .adagrad import Adagrad, adagrad_update
 from .adam import Adam, AdamW, adam_update
 from .adamax import Adamax, adamax_update
 from .lion import Lion, lion_update
+from .lookahead import Lookahead
 from .muon import Muon, muon_update
 from .nadam import NAdam, nadam_update
 from .radam import RAdam, radam_update
@@ -44,6 +45,7 @@ __all__ = [
     "AdamWScheduleFree",
     "Adamax",
     "Lion",
+    "Lookahead",
     "Muon",
     "NAdam",
     "RAdam",
@@ -75,6 +77,7 @@ _REGISTRY: dict[str, type[Optimizer]] = {
     "adamw_schedulefree": AdamWScheduleFree,
     "adamax": Adamax,
     "lion": Lion,
+    "lookahead": Lookahead,
     "muon": Muon,
     "nadam": NAdam,
     "radam": RAdam,
