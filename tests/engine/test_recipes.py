@@ -159,3 +159,75 @@ def test_recipe_names_reach_the_engine_registry():
         parse_schedule("wsd", {"warm": 1})
     with pytest.raises(UserError, match="give T_max="):
         create_scheduler("cosine", opt)
+
+
+# -- in fit: per-step stepping, history, exact resume ----------------------------------------
+
+@pytest.fixture(scope="module")
+def digits():
+    from optimlab.data import load_dataset
+
+    return load_dataset("digits", seed=0)
+
+
+def _fit(data, tmp=None, **kw):
+    from optimlab.engine import fit
+    from optimlab.models import build_model
+
+    model = build_model("mlp", data.input_shape, data.num_outputs, seed=0)
+    opt = torch.optim.SGD(model.parameters(), lr=LR, momentum=0.9)
+    result = fit(model, opt, data, batch_size=256, progress=False, checkpoint_dir=tmp, **kw)
+    return model, opt, result
+
+
+@pytest.mark.parametrize("text", ["warmup_cosine:warmup=7,min_lr=0.01", "onecycle"])
+def test_fit_steps_per_batch_as_previewed(digits, text):
+    # 1079 training digits in batches of 256: 5 batches an epoch, 15 scheduler steps
+    _, opt, result = _fit(digits, epochs=3, scheduler=parse_scheduler_spec(text),
+                          schedule_every="step")
+    preview = schedule_lrs(text, RunLength(3, 5, "step"), lr=LR)
+    assert result.history.lr == preview[::5]  # the lr each epoch starts with
+    assert len(set(preview[:5])) == 5  # it does move within the first epoch
+
+
+def test_fit_per_epoch_is_the_default(digits):
+    _, _, result = _fit(digits, epochs=4, scheduler="warmup_linear",
+                        scheduler_args={"warmup": 2})
+    assert result.history.lr == pytest.approx(warmup_linear(2, 4, 0.0), abs=1e-15)
+
+
+def test_plateau_stays_per_validation(digits):
+    kw = dict(epochs=3, scheduler="plateau", scheduler_args={"patience": 0, "factor": 0.5})
+    by_step = _fit(digits, schedule_every="step", **kw)[2].history
+    by_epoch = _fit(digits, **kw)[2].history
+    assert by_step.lr == by_epoch.lr and by_step.train_loss == by_epoch.train_loss
+
+
+def test_per_step_resume_is_bitwise_identical(digits, tmp_path):
+    kw = dict(epochs=4, scheduler=parse_scheduler_spec("wsd:warmup=6,decay=0.3,shape=cosine"),
+              schedule_every="step", checkpoint_every=1)
+    whole_model, whole_opt, whole = _fit(digits, tmp_path / "whole", **kw)
+
+    def interrupt(epoch, row):
+        if epoch == 3:
+            raise KeyboardInterrupt
+
+    _, _, cut = _fit(digits, tmp_path / "cut", on_epoch_end=interrupt, **kw)
+    assert cut.status == "interrupted"
+    model, opt, resumed = _fit(digits, tmp_path / "cut", resume=True, **kw)
+    assert resumed.status == "finished"
+    for a, b in zip(whole_model.state_dict().values(), model.state_dict().values(), strict=True):
+        assert torch.equal(a, b)
+    assert resumed.history.lr == whole.history.lr
+    assert resumed.history.train_loss == whole.history.train_loss
+    assert opt.param_groups[0]["lr"] == whole_opt.param_groups[0]["lr"]
+
+
+def test_fit_refuses_bad_schedules_before_training(digits, tmp_path):
+    with pytest.raises(UserError, match="schedule_every must be one of epoch, step"):
+        _fit(digits, epochs=2, scheduler="steplr", scheduler_args={"step_size": 1},
+             schedule_every="batch")
+    with pytest.raises(UserError, match=r"warmup=10 \(10 steps\) does not fit the run of 10"):
+        _fit(digits, tmp_path, epochs=2, scheduler="warmup_cosine",
+             scheduler_args={"warmup": 10}, schedule_every="step")
+    assert not any(tmp_path.iterdir())

@@ -27,8 +27,11 @@ from optimlab.engine.checkpoint import RunState
 from optimlab.engine.early_stopping import EarlyStopping
 from optimlab.engine.evaluate import loss_function, split_metrics
 from optimlab.engine.history import FitResult
+from optimlab.engine.recipes import RunLength, check_every, for_run
 from optimlab.engine.schedules import Schedule, parse_schedule
 from optimlab.engine.step import OptimizerModes, TrainStep, make_train_step
+from optimlab.engine.telemetry import Telemetry
+from optimlab.engine.tensorboard import TensorBoardLog, run_hparams
 from optimlab.errors import UserError
 
 EpochCallback = Callable[[int, dict], None]
@@ -85,13 +88,16 @@ def _as_schedule(scheduler: str | Schedule | None, scheduler_args: dict | None
     return parse_schedule(scheduler, scheduler_args)
 
 
-def _train_epoch(run: RunState, data: Dataset, step: TrainStep, batch_size: int) -> float:
+def _train_epoch(run: RunState, data: Dataset, step: TrainStep, batch_size: int,
+                 per_step: bool) -> float:
     """One pass over the training batches; the mean batch loss (one host sync)."""
     run.model.train()
     losses = []
     for x, y in device_batches(data.train, batch_size, run.generator):
         losses.append(step(x, y))
         # per-batch hooks (a per-step scheduler, telemetry) go here: no host sync in this loop
+        if per_step:
+            run.scheduler.step()
     # one host sync per epoch: the batch losses stay on the device until this sum
     return float(torch.stack(losses).sum()) / len(losses) if losses else math.nan
 
@@ -102,7 +108,7 @@ def _validate_epoch(run: RunState, data: Dataset, loss: str | None
     return float(vl), (None if va is None else float(va))
 
 
-def _end_epoch(run: RunState, row: dict[str, Any]) -> str | None:
+def _end_epoch(run: RunState, row: dict[str, Any], per_step: bool) -> str | None:
     """Divergence, early stopping and the per-epoch scheduler step after an epoch; the final
     status if the run ends here."""
     val_loss = row["val_loss"]
@@ -116,7 +122,7 @@ def _end_epoch(run: RunState, row: dict[str, Any]) -> str | None:
         if isinstance(run.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
             if val_loss is not None:  # no validation this epoch: the plateau count waits
                 run.scheduler.step(val_loss)
-        else:
+        elif not per_step:
             run.scheduler.step()
     if stop:
         assert run.early_stopping is not None
@@ -136,6 +142,7 @@ def fit(
     loss: str | None = None,
     scheduler: str | Schedule | None = None,
     scheduler_args: dict | None = None,
+    schedule_every: str = "epoch",
     val_every: int = 1,
     early_stopping: EarlyStopping | None = None,
     clip_grad_norm: float | None = None,
@@ -148,6 +155,8 @@ def fit(
     on_epoch_end: EpochCallback | None = None,
     compile: bool = False,
     closure: bool | None = None,
+    telemetry: bool = False,
+    tensorboard: str | Path | None = None,
 ) -> FitResult:
     """Train ``model`` with ``optimizer`` on ``data.train`` for ``epochs`` epochs.
 
@@ -159,10 +168,14 @@ def fit(
     :class:`~optimlab.engine.schedules.Schedule` parsed beforehand; it is rehearsed over the
     whole run before training (a failing step or a negative learning rate is a
     :class:`UserError`), then stepped once per epoch (``ReduceLROnPlateau`` with the validation
-    loss, on validation epochs only). ``early_stopping`` watches the validation loss; when it
-    stops the run, its best weights are restored. A non-finite train or validation loss ends
-    the run with status ``"diverged"`` (its row is kept in the history); Ctrl-C ends it with
-    ``"interrupted"``. ``clip_grad_norm`` clips the gradients' total norm (finite, > 0).
+    loss, on validation epochs only) — or, with ``schedule_every="step"``, once per batch
+    (warmup, OneCycle; ReduceLROnPlateau still steps per validation). Recipes and chains
+    (:mod:`optimlab.engine.recipes`) take their length from the run: ``epochs`` scheduler
+    steps, or ``epochs`` × batches per epoch when per step. ``early_stopping`` watches the
+    validation loss; when it stops the run, its best weights are restored. A non-finite train
+    or validation loss ends the run with status ``"diverged"`` (its row is kept in the
+    history); Ctrl-C ends it with ``"interrupted"``. ``clip_grad_norm`` clips the gradients'
+    total norm (finite, > 0).
 
     Optimizers that need a closure (LBFGS, SAM-style; ``closure`` None detects them) and
     optimizers with ``train()``/``eval()`` modes (Schedule-Free) are driven as
@@ -175,6 +188,11 @@ def fit(
     returns its stored result. ``compile=True`` runs the train step through ``torch.compile``.
     ``progress_label`` names the run on the progress bar.
 
+    ``telemetry=True`` records per-layer statistics of the last optimizer step of each epoch
+    into ``History.telemetry`` (:mod:`optimlab.engine.telemetry`; the trajectory is unchanged);
+    ``tensorboard`` is a folder for TensorBoard event files of this run
+    (:mod:`optimlab.engine.tensorboard`).
+
     Example::
 
         data = load_dataset("digits")
@@ -186,11 +204,16 @@ def fit(
     _check_devices(model, data)
     loss_fn = loss_function(loss, data.task)
     schedule = _as_schedule(scheduler, scheduler_args)
+    length = RunLength(epochs, max(1, math.ceil(len(data.train) / batch_size)),
+                       check_every(schedule_every))
     if schedule is not None:
-        schedule.check(optimizer, epochs)
+        schedule = for_run(schedule, length)
+        schedule.check(optimizer, length.total)
+    per_step = schedule is not None and not schedule.per_validation and schedule_every == "step"
     settings = {"batch_size": batch_size, "seed": seed, "loss": loss,
                 "scheduler": None if schedule is None else schedule.name,
                 "scheduler_args": None if schedule is None else schedule.kwargs,
+                "schedule_every": schedule_every,
                 "val_every": val_every, "clip_grad_norm": clip_grad_norm}
     run = RunState(model, optimizer, None if schedule is None else schedule.build(optimizer),
                    early_stopping, torch.Generator().manual_seed(seed),
@@ -207,6 +230,11 @@ def fit(
             return _result(run, state["status"])
     step = make_train_step(model, optimizer, loss_fn, clip_grad_norm, compile, closure)
     modes = OptimizerModes(optimizer)
+    recorder = Telemetry(model, optimizer) if telemetry else None
+    if recorder is not None:  # off, the step is not wrapped at all
+        step = recorder.observe(step, max(1, math.ceil(len(data.train) / batch_size)))
+    board = None if tensorboard is None else TensorBoardLog(
+        tensorboard, run_hparams(optimizer, {**settings, "epochs": epochs}))
     bar = tqdm(total=epochs, initial=run.epoch, unit="epoch", desc=progress_label, leave=False,
                disable=not (progress and sys.stderr.isatty()))
     status = "finished"
@@ -215,7 +243,7 @@ def fit(
             t0 = time.perf_counter()
             lr = float(optimizer.param_groups[0]["lr"])
             modes.train()
-            train_loss = _train_epoch(run, data, step, batch_size)
+            train_loss = _train_epoch(run, data, step, batch_size, per_step)
             modes.eval()  # every epoch: validation, checkpoints and the result see eval weights
             val_loss = val_acc = None
             if len(data.val) > 0 and (run.epoch + 1) % val_every == 0 and math.isfinite(
@@ -225,13 +253,16 @@ def fit(
             run.epoch += 1
             row = {"epoch": run.epoch, "train_loss": train_loss, "val_loss": val_loss,
                    "val_accuracy": val_acc, "lr": lr, "wall_time": run.wall}
-            run.history.append(row)
+            measured = recorder.pop() if recorder is not None else None
+            run.history.append(row, measured)
+            if board is not None:
+                board.log_epoch(row, measured)
             bar.update(1)
             bar.set_postfix({k: f"{v:.4g}" for k, v in row.items()
                              if v is not None and k not in ("epoch", "wall_time")})
             if on_epoch_end is not None:
                 on_epoch_end(run.epoch, dict(row))
-            ended = _end_epoch(run, row)
+            ended = _end_epoch(run, row, per_step)
             if ended is not None:
                 status = ended
                 break
@@ -241,6 +272,8 @@ def fit(
         return _result(run, "interrupted")  # the last checkpoint on disk stays as it was
     finally:
         bar.close()
+        if board is not None:
+            board.close(run.history)
     if path is not None:
         ckpt.save_atomic(ckpt.capture(run, status), path)
     return _result(run, status)

@@ -119,8 +119,8 @@ def recipe_names() -> tuple[str, ...]:
 
 def _unknown(name: str) -> UserError:
     valid = sorted(c.__name__.lower() for c in {scheduler_class(n) for n in scheduler_names()})
-    return UserError(f"unknown scheduler {shown(name)}; valid: recipes {', '.join(recipe_names())}; "
-                     f"torch's {', '.join(valid)}")
+    return UserError(f"unknown scheduler {shown(name)}; valid: recipes "
+                     f"{', '.join(recipe_names())}; torch's {', '.join(valid)}")
 
 
 def parse_scheduler_spec(text: str) -> Schedule:
@@ -144,8 +144,8 @@ def parse_scheduler_spec(text: str) -> Schedule:
         except UserError:
             raise _unknown(part.name) from None
         if cls is lrs.ReduceLROnPlateau:
-            raise UserError(f"ReduceLROnPlateau cannot be chained in {shown(text, 60)}: it steps with "
-                            "the validation loss")
+            raise UserError(f"ReduceLROnPlateau cannot be chained in {shown(text, 60)}: it "
+                            "steps with the validation loss")
         check_arguments(cls, part.hparams, what=f"scheduler {cls.__name__}")
     return Composite(lrs.SequentialLR, {"spec": text.strip()}, text.strip(), parts)
 
@@ -174,8 +174,6 @@ def schedule_for_name(name: str, kwargs: dict[str, Any], text: str) -> Composite
 def for_run(schedule: Schedule, length: RunLength) -> Schedule:
     """``schedule`` knowing the run's length (a plain torch scheduler needs none)."""
     check_every(length.every)
-    if length.total < 1:
-        raise UserError(f"the run has no scheduler steps ({length.epochs} epochs)")
     return replace(schedule, length=length) if isinstance(schedule, Composite) else schedule
 
 
@@ -213,8 +211,8 @@ def _chain(spec: Composite, optimizer: torch.optim.Optimizer, length: RunLength)
         n = part.hparams.get(arg) if arg else None
         if arg is None or n is None:
             needs = ", ".join(f"{c.__name__.lower()} ({a}=…)" for c, a in _LENGTH_ARG.items())
-            raise UserError(f"in the chain {shown(spec.text, 60)}, {part.name!r} needs a written length "
-                            f"to end at; chainable before 'then': {needs}")
+            raise UserError(f"in the chain {shown(spec.text, 60)}, {part.name!r} needs a "
+                            f"written length to end at; chainable before 'then': {needs}")
         if isinstance(n, bool) or not isinstance(n, int) or n < 1:
             raise UserError(f"{part.name}: {arg} must be an integer >= 1, got {shown(n)}")
         milestones.append((milestones[-1] if milestones else 0) + n)
