@@ -139,3 +139,87 @@ def test_zero_update_gives_nan_cosine_and_unnamed_params_get_group_names():
     assert math.isnan(values["cosine/update_grad/group0.param0"])
     assert math.isnan(values["l2_norm_ratio/update_param/group0.param0"])  # ‖p‖ = 0
     assert values["l2_norm/grad/global"] == pytest.approx(math.sqrt(3))
+
+
+# -- inside fit -----------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def digits():
+    from optimlab.data import load_dataset
+
+    return load_dataset("digits", seed=0)
+
+
+def _fit(data, telemetry, opt=torch.optim.Adam, epochs=3, **kw):
+    from optimlab.engine import fit
+    from optimlab.models import build_model
+
+    model = build_model("mlp", data.input_shape, data.num_outputs, seed=0)
+    result = fit(model, opt(model.parameters(), lr=1e-3), data, epochs=epochs, seed=2,
+                 progress=False, telemetry=telemetry, **kw)
+    return model, result
+
+
+@pytest.mark.parametrize("opt", [torch.optim.Adam, ours.SGD, ours.Adadelta])
+def test_fit_trajectory_bitwise_equal_with_and_without_telemetry(digits, opt):
+    m_off, off = _fit(digits, False, opt)
+    m_on, on = _fit(digits, True, opt)
+    assert on.history.train_loss == off.history.train_loss  # bitwise: == on floats
+    assert on.history.val_loss == off.history.val_loss
+    for a, b in zip(m_on.parameters(), m_off.parameters(), strict=True):
+        assert torch.equal(a, b)
+    assert off.history.telemetry == {}
+    names = [n for n, _ in m_on.named_parameters()]
+    tags = on.history.telemetry
+    for n in names:
+        for kind in ("l2_norm/grad/", "l2_norm/param/", "l2_norm/update/",
+                     "l2_norm_ratio/update_param/", "cosine/update_grad/"):
+            assert len(tags[kind + n]) == 3 and all(v is not None for v in tags[kind + n])
+    assert tags["lr/group0"] == [1e-3] * 3 and len(tags["l2_norm/grad/global"]) == 3
+    assert (f"effective_lr/{names[0]}" in tags) == (opt is not ours.SGD)
+
+
+def test_fit_measures_the_last_step_of_each_epoch(digits):
+    """The recorded param norm of epoch e equals the norm before the epoch's last step."""
+    from optimlab.engine import fit
+    from optimlab.models import build_model
+
+    model = build_model("mlp", digits.input_shape, digits.num_outputs, seed=0)
+    opt = torch.optim.SGD(model.parameters(), lr=0.05)
+    batches = math.ceil(len(digits.train) / 64)
+    seen = []
+    original = opt.step
+
+    def spying_step(*a, **k):  # records ‖p‖ of the first layer before every step
+        seen.append(float(next(model.parameters()).detach().norm()))
+        return original(*a, **k)
+
+    opt.step = spying_step
+    result = fit(model, opt, digits, epochs=2, seed=2, progress=False, telemetry=True)
+    name = next(n for n, _ in model.named_parameters())
+    recorded = result.history.telemetry[f"l2_norm/param/{name}"]
+    assert len(seen) == 2 * batches
+    assert recorded == pytest.approx([seen[batches - 1], seen[2 * batches - 1]], rel=1e-6)
+    assert recorded[0] != pytest.approx(seen[batches - 2], rel=1e-9)
+
+
+def test_telemetry_survives_checkpoint_and_resume(digits, tmp_path):
+    _, whole = _fit(digits, True, epochs=4)
+    from optimlab.engine import fit
+    from optimlab.models import build_model
+
+    model = build_model("mlp", digits.input_shape, digits.num_outputs, seed=0)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+
+    def interrupt(epoch, _row):
+        if epoch == 2:
+            raise KeyboardInterrupt
+
+    first = fit(model, opt, digits, epochs=4, seed=2, progress=False, telemetry=True,
+                checkpoint_dir=tmp_path, checkpoint_every=1, on_epoch_end=interrupt)
+    assert first.status == "interrupted"
+    model = build_model("mlp", digits.input_shape, digits.num_outputs, seed=0)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    resumed = fit(model, opt, digits, epochs=4, seed=2, progress=False, telemetry=True,
+                  checkpoint_dir=tmp_path, resume=True)
+    assert resumed.history.train_loss == whole.history.train_loss
+    assert resumed.history.telemetry == whole.history.telemetry

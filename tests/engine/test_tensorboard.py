@@ -71,3 +71,26 @@ def test_summary_metrics_skip_missing_and_non_finite():
     h = History()
     h.append(dict(ROWS[0], train_loss=math.inf))
     assert summary_metrics(h) == {}
+
+
+def test_fit_writes_its_history_and_telemetry(tmp_path):
+    from optimlab.data import load_dataset
+    from optimlab.engine import fit
+    from optimlab.models import build_model
+
+    data = load_dataset("digits", seed=0)
+    model = build_model("linear", data.input_shape, data.num_outputs, seed=0)
+    opt = torch.optim.SGD(model.parameters(), lr=0.05)
+    result = fit(model, opt, data, epochs=2, seed=0, val_every=2, progress=False,
+                 telemetry=True, tensorboard=tmp_path / "tb")
+    acc = read(tmp_path / "tb")
+    h = result.history
+    assert scalars(acc, "train/loss") == [(1, pytest.approx(h.train_loss[0])),
+                                          (2, pytest.approx(h.train_loss[1]))]
+    assert scalars(acc, "val/loss") == [(2, pytest.approx(h.val_loss[1]))]
+    assert scalars(acc, "val/accuracy") == [(2, pytest.approx(h.val_accuracy[1]))]
+    for tag, values in h.telemetry.items():
+        assert [v for _, v in scalars(acc, tag)] == pytest.approx(values), tag
+    names = [n for n, _ in model.named_parameters()]
+    assert {f"l2_norm/update/{n}" for n in names} <= set(acc.Tags()["scalars"])
+    assert scalars(acc, "hparam/final_train_loss") == [(2, pytest.approx(h.train_loss[-1]))]

@@ -25,26 +25,40 @@ class History:
     val_accuracy: list[float | None] = field(default_factory=list)
     lr: list[float] = field(default_factory=list)
     wall_time: list[float] = field(default_factory=list)
+    # fit(telemetry=True): tag → one value per epoch (None where a tag was not measured);
+    # the tags are described in optimlab.engine.telemetry. Empty without telemetry.
+    telemetry: dict[str, list[float | None]] = field(default_factory=dict)
 
-    def append(self, row: dict[str, Any]) -> None:
-        """Add one epoch's row (a dict with every field name as key)."""
-        for f in fields(self):
-            getattr(self, f.name).append(row[f.name])
+    def append(self, row: dict[str, Any], telemetry: dict[str, float] | None = None) -> None:
+        """Add one epoch's row (a dict with every row field as key) and its telemetry."""
+        for name in ROW_FIELDS:
+            getattr(self, name).append(row[name])
+        n = len(self.epoch)
+        for tag, value in (telemetry or {}).items():
+            self.telemetry.setdefault(tag, [None] * (n - 1)).append(value)
+        for values in self.telemetry.values():  # tags missing this epoch stay aligned
+            values.extend([None] * (n - len(values)))
 
     def row(self, i: int) -> dict[str, Any]:
         """Entry ``i`` as a dict (the shape ``on_epoch_end`` receives)."""
-        return {f.name: getattr(self, f.name)[i] for f in fields(self)}
+        return {name: getattr(self, name)[i] for name in ROW_FIELDS}
 
     def __len__(self) -> int:
         return len(self.epoch)
 
-    def to_dict(self) -> dict[str, list[Any]]:
+    def to_dict(self) -> dict[str, Any]:
         """Plain lists (JSON- and ``torch.load(weights_only=True)``-friendly)."""
-        return {k: list(v) for k, v in asdict(self).items()}
+        d: dict[str, Any] = {k: list(v) for k, v in asdict(self).items() if k != "telemetry"}
+        d["telemetry"] = {tag: list(v) for tag, v in self.telemetry.items()}
+        return d
 
     @classmethod
-    def from_dict(cls, d: dict[str, list[Any]]) -> History:
-        return cls(**{f.name: list(d[f.name]) for f in fields(cls)})
+    def from_dict(cls, d: dict[str, Any]) -> History:
+        telemetry = {str(t): list(v) for t, v in dict(d.get("telemetry") or {}).items()}
+        return cls(**{name: list(d[name]) for name in ROW_FIELDS}, telemetry=telemetry)
+
+
+ROW_FIELDS = tuple(f.name for f in fields(History) if f.name != "telemetry")
 
 
 @dataclass
