@@ -5,6 +5,8 @@ from __future__ import annotations
 import base64
 import re
 
+import pytest
+
 from optimlab.lab import plots, report
 from optimlab.lab.results import json_safe
 
@@ -56,3 +58,98 @@ def test_report_is_self_contained(tmp_path, synthetic_runs):
     assert "t &lt;x&gt;" in html
     assert html.count("<tr") == 1 + 3  # header + one row per optimizer
     assert "&quot;epochs&quot;: 6" in html
+
+
+def test_diverged_runs_are_marked_in_legends_and_never_best(tmp_path, monkeypatch,
+                                                            synthetic_runs):
+    seen: list[list[str]] = []
+
+    def keep(fig):
+        seen.append([t.get_text() for ax in fig.axes if ax.get_legend()
+                     for t in ax.get_legend().get_texts()])
+        plots.plt.close(fig)
+        return PNG_MAGIC
+
+    runs = json_safe(synthetic_runs)
+    runs[-1]["status"] = "finished"  # rmsprop: one of its two seeds diverged
+    runs.append(dict(runs[0], name="sgd(lr=1e+10)", status="diverged", test_accuracy=0.99))
+    monkeypatch.setattr(plots, "_png", keep)
+    written = dict(plots.write_plots(runs, tmp_path, task="classification", seeds=2))
+    assert len(seen) == len(written)
+    for legend in seen[:-2] + seen[-1:]:  # every figure with curves (not the confusion matrix)
+        assert "sgd(lr=1e+10) (diverged)" in legend
+        assert "rmsprop (diverged: 1 of 2 seeds)" in legend and "sgd" in legend
+    # 99% test accuracy from non-finite weights is not the best run
+    assert "adam(lr=0.01)" in written["confusion_matrix.png"]
+
+
+def _stored_run(store, exp, name, dataset, task, acc, seed=0):
+    config = {"dataset": dataset, "model": "mlp", "epochs": 2, "batch_size": 32, "seed": seed,
+              "scheduler": None, "optimizer": name}
+    rid = store.start_run(exp, name=name, optimizer=name, hparams={}, seed=seed, config=config)
+    for e in (1, 2):
+        store.log_epoch(rid, e, {"train_loss": 1.0 / e, "val_loss": 1.2 / e,
+                                 "val_accuracy": acc, "lr": 0.1})
+    store.finish_run(rid, "finished", wall_seconds=0.5,
+                     result={"test_accuracy": acc, "test_loss": 0.4, "task": task,
+                             "epochs_run": 2})
+    return rid
+
+
+def test_report_from_store_refuses_mixed_loss_units_before_writing(tmp_path):
+    from optimlab.errors import UserError
+    from optimlab.lab import RunStore, report_from_store
+
+    with RunStore(tmp_path / "s.sqlite") as store:
+        exp = store.add_experiment({"device": "cpu"}, None)
+        a = _stored_run(store, exp, "sgd", "digits", "classification", 0.9)
+        b = _stored_run(store, exp, "adam", "line", "regression", None)
+        c = _stored_run(store, exp, "rmsprop", "digits", None, 0.8)  # task from the dataset
+    with pytest.raises(UserError) as e:
+        report_from_store(tmp_path / "s.sqlite", [a, b, c], tmp_path / "rep")
+    assert str(e.value) == (f"runs {a}, {c} are classification (cross-entropy, nats) and run {b}"
+                            " is regression (mean squared error): one report has one loss unit;"
+                            " report them separately")
+    assert not (tmp_path / "rep").exists()
+
+
+def test_report_from_store_shows_config_and_environment(tmp_path):
+    import html as html_lib
+    import json
+
+    import torch
+
+    from optimlab.lab import RunStore, report_from_store
+
+    with RunStore(tmp_path / "s.sqlite") as store:
+        exp = store.add_experiment({"device": "cpu"}, None)
+        ids = [_stored_run(store, exp, "sgd", "digits", "classification", 0.9, seed=s)
+               for s in (0, 1)]
+    rep = tmp_path / "rep"
+    rep.mkdir()
+    (rep / "bands.png").write_bytes(b"stale")  # from an earlier report with several seeds
+    (rep / "mine.txt").write_text("the user's")
+    path = report_from_store(tmp_path / "s.sqlite", ids[:1], rep)
+    page = html_lib.unescape(path.read_text())
+    config = json.loads(re.search(r'<pre id="config">(.*?)</pre>', page, re.S).group(1))
+    assert config["runs"] == [{"id": ids[0], "name": "sgd", "experiment": exp,
+                               "dataset": "digits", "model": "mlp", "epochs": 2,
+                               "batch_size": 32, "seed": 0, "scheduler": None,
+                               "val_every": None, "patience": None, "optimizer": "sgd"}]
+    env = json.loads(re.search(r'<pre id="environment">(.*?)</pre>', page, re.S).group(1))
+    assert env["torch"] == torch.__version__ and env["device"] == "cpu" and env["python"]
+    assert not (rep / "bands.png").exists() and (rep / "mine.txt").exists()
+
+
+@pytest.mark.parametrize("where", ["file", "under-file"])
+def test_report_out_that_cannot_be_a_folder(tmp_path, where):
+    from optimlab.errors import UserError
+    from optimlab.lab import RunStore, report_from_store
+
+    with RunStore(tmp_path / "s.sqlite") as store:
+        rid = _stored_run(store, store.add_experiment({}, None), "sgd", "digits",
+                          "classification", 0.9)
+    (tmp_path / "f").write_text("x")
+    out = tmp_path / "f" if where == "file" else tmp_path / "f" / "rep"
+    with pytest.raises(UserError, match="is not a folder" if where == "file" else "is a file"):
+        report_from_store(tmp_path / "s.sqlite", [rid], out)

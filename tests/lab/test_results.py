@@ -34,7 +34,7 @@ def test_rows_sorted_by_test_accuracy_with_mean_std():
     lines = table.splitlines()
     assert lines[0].split()[:2] == ["optimizer", "hyperparameters"]
     assert "60.0% ± 14.1" in lines[3]
-    assert "diverged" in lines[4] and "-" in lines[4]
+    assert "diverged" in lines[4] and "—" in lines[4]
 
 
 def test_json_without_nan(tmp_path):
@@ -81,3 +81,15 @@ def test_hyperparameters_are_shown_exactly():
         assert parse_value(text, key="lr", spec="s") == x and len(text) <= 24, text
 
     reads_back()
+
+
+def test_diverged_run_shows_no_test_accuracy_of_nan_weights():
+    nan_weights = dict(make_run("sgd(lr=1e+10)", 0, 0.078, train=(1.0, float("nan")),
+                                status="diverged"), hparams={"lr": 1e10})
+    rows = grouped_rows([make_run("adam", 0, 0.9), nan_weights])
+    assert rows[-1]["test_accuracy"] is None and rows[-1]["test_loss"] is None
+    line = format_table(rows).splitlines()[-1]
+    assert "7.8%" not in line and line.split()[:2] == ["sgd", "lr=1e+10"]
+    cells = line.split()
+    assert cells[2] == "—" and cells[3] == "1.1"  # train loss NaN; the best val loss is real
+    assert cells[5] == "—" and cells[7] == "diverged"  # test acc

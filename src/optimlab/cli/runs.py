@@ -8,6 +8,8 @@ from typing import Any
 
 from optimlab.cli.common import add_store_and_debug
 
+MISSING = "—"  # as in the results table
+
 
 def add_parser(sub: Any) -> None:
     """Register ``runs list`` and ``runs show`` on the sub-command parser ``sub``."""
@@ -33,8 +35,9 @@ def run(args: argparse.Namespace) -> int:
                 print(json.dumps(rows, indent=2))
                 return 0
             print(f"{'id':>4}  {'exp':>4}  {'status':<13} {'seed':>4}  {'test acc':>8}  name")
-            for r in rows:
-                acc = "-" if r["test_accuracy"] is None else f"{100 * r['test_accuracy']:.1f}%"
+            for r in rows:  # a diverged run's test accuracy is of non-finite weights: none
+                acc = MISSING if r["test_accuracy"] is None or r["status"] == "diverged" else (
+                    f"{100 * r['test_accuracy']:.1f}%")
                 print(f"{r['id']:>4}  {r['experiment']:>4}  {r['status']:<13} {r['seed']:>4}  "
                       f"{acc:>8}  {r['name']}")
             return 0
@@ -47,14 +50,16 @@ def run(args: argparse.Namespace) -> int:
         value = run[key]
         if key == "result" and isinstance(value, dict):
             value = {k: v for k, v in value.items() if k != "confusion_matrix"}
+            if run["status"] == "diverged":  # measured on non-finite weights
+                value = {k: v for k, v in value.items() if not k.startswith("test_")}
         print(f"{key:>14}: {json.dumps(value) if isinstance(value, dict) else value}")
     h = run["history"]
     print(f"\n{'epoch':>5}  {'train loss':>10}  {'val loss':>10}  {'val acc':>7}  {'lr':>9}")
     for i, e in enumerate(h["epoch"]):
         cells = [h["train_loss"][i], h["val_loss"][i], h["val_accuracy"][i], h["lr"][i]]
-        tl, vl, va, lr = ("-" if c is None else c for c in cells)
+        tl, vl, va, lr = (MISSING if c is None else c for c in cells)
         print(f"{e:>5}  {_num(tl):>10}  {_num(vl):>10}  "
-              f"{'-' if va == '-' else f'{100 * float(va):.1f}%':>7}  {_num(lr):>9}")
+              f"{MISSING if va == MISSING else f'{100 * float(va):.1f}%':>7}  {_num(lr):>9}")
     return 0
 
 

@@ -2,7 +2,9 @@
 
 Each function takes the ``runs`` list of results.json and returns PNG bytes; :func:`write_plots`
 writes all that apply and returns ``[(filename, caption)]``. With several seeds per optimizer the
-curves are per-epoch means over seeds, and the bands plot adds ±1 standard deviation.
+curves are per-epoch means over seeds, and the bands plot adds ±1 standard deviation. A run
+that diverged is marked so in the legends (its curve stops where the loss stopped being finite)
+and is never the "best run" of the confusion matrix.
 """
 
 from __future__ import annotations
@@ -27,11 +29,16 @@ ACC_LABEL = "accuracy (%)"
 LR_LABEL = "learning rate (lr)"
 
 
+#: each task's loss and its unit (one loss axis holds one of them)
+LOSS_UNITS = {"classification": "cross-entropy, nats", "regression": "mean squared error"}
+#: every file :func:`write_plots` may write (a report folder holds only those of its runs)
+PLOT_FILES = ("train_loss.png", "val_loss.png", "val_accuracy.png", "lr.png",
+              "confusion_matrix.png", "bands.png")
+
+
 def loss_label(task: str) -> str:
     """The loss axis label with units for the task's loss."""
-    if task == "regression":
-        return "loss (mean squared error)"
-    return "loss (cross-entropy, nats)"
+    return f"loss ({LOSS_UNITS.get(task, LOSS_UNITS['classification'])})"
 
 
 def _png(fig: Figure) -> bytes:
@@ -72,6 +79,19 @@ def curves_by_name(runs: Sequence[dict[str, Any]], key: str, scale: float = 1.0
     return out
 
 
+def legend_labels(runs: Sequence[dict[str, Any]]) -> dict[str, str]:
+    """Per run name, its legend label: ``name (diverged)``, or ``(diverged: k of n seeds)``."""
+    statuses: dict[str, list[str]] = {}
+    for run in runs:
+        statuses.setdefault(run["name"], []).append(str(run.get("status")))
+    labels = {}
+    for name, group in statuses.items():
+        k = group.count("diverged")
+        labels[name] = name if k == 0 else f"{name} (diverged)" if k == len(group) else (
+            f"{name} (diverged: {k} of {len(group)} seeds)")
+    return labels
+
+
 def _nanmean(t: np.ndarray) -> np.ndarray:
     counts = np.sum(~np.isnan(t), axis=0)
     sums = np.nansum(t, axis=0)
@@ -90,10 +110,11 @@ def line_plot(runs: Sequence[dict[str, Any]], key: str, *, ylabel: str, title: s
     """All runs' ``history[key]`` against epoch, one line per run name."""
     fig, ax = plt.subplots(figsize=(10.5, 4.5))
     fig.subplots_adjust(left=0.08, right=0.62, bottom=0.12, top=0.92)  # legend on the right
+    labels = legend_labels(runs)
     for name, (epochs, mean, _) in curves_by_name(runs, key, scale).items():
         if log:
             mean = np.where(mean > 0, mean, np.nan)
-        ax.plot(epochs, mean, marker="." if len(epochs) < 40 else None, label=name)
+        ax.plot(epochs, mean, marker="." if len(epochs) < 40 else None, label=labels[name])
     if log:
         ax.set_yscale("log")
     ax.set_xlabel(EPOCH_LABEL)
@@ -111,9 +132,10 @@ def bands_plot(runs: Sequence[dict[str, Any]], *, task: str) -> bytes:
     second = ("val_accuracy", ACC_LABEL, 100.0) if task == "classification" else (
         "val_loss", loss_label(task), 1.0)
     panels = (("train_loss", loss_label(task), 1.0), second)
+    labels = legend_labels(runs)
     for ax, (key, ylabel, scale) in zip(axes, panels, strict=True):
         for name, (epochs, mean, std) in curves_by_name(runs, key, scale).items():
-            (line,) = ax.plot(epochs, mean, label=name)
+            (line,) = ax.plot(epochs, mean, label=labels[name])
             lo, hi = mean - std, mean + std
             if key == "train_loss":
                 lo = np.where(lo > 0, lo, mean / 10)
@@ -152,9 +174,9 @@ def confusion_plot(matrix: Sequence[Sequence[int]], class_names: Sequence[str],
 
 
 def best_run(runs: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
-    """The run with the highest test accuracy that has a confusion matrix."""
+    """The run with the highest test accuracy that has a confusion matrix and did not diverge."""
     candidates = [r for r in runs if r.get("confusion_matrix") and r.get("test_accuracy")
-                  is not None]
+                  is not None and r.get("status") != "diverged"]
     return max(candidates, key=lambda r: r["test_accuracy"]) if candidates else None
 
 

@@ -73,7 +73,8 @@ def render_report(*, title: str, runs: Sequence[dict[str, Any]], config: dict[st
     parts += ["<h2>Config</h2>",
               f'<pre id="config">{html.escape(json.dumps(config, indent=2, default=repr))}</pre>',
               "<h2>Environment</h2>",
-              f"<pre>{html.escape(json.dumps(environment, indent=2, default=repr))}</pre>",
+              f'<pre id="environment">'
+              f"{html.escape(json.dumps(environment, indent=2, default=repr))}</pre>",
               "</body></html>"]
     return "\n".join(parts) + "\n"
 

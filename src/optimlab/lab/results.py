@@ -3,6 +3,8 @@
 Every file is written atomically (temporary file in the same folder, flush + fsync,
 ``os.replace``), so a reader never sees half a file and a crash leaves the old one.
 Non-finite numbers (a diverged run's last loss) are written as ``null`` to keep the JSON valid.
+A diverged run's test numbers come from non-finite weights and mean nothing: the table shows
+"—" for them (and for every number that does not exist), never an accuracy of NaN weights.
 """
 
 from __future__ import annotations
@@ -73,9 +75,16 @@ def last_val_accuracy(run: dict[str, Any]) -> float | None:
     return float(vals[-1]) if vals else None
 
 
+MISSING = "—"  # a number that does not exist (no validation, a diverged run's test scores)
+
+
 def summary_row(run: dict[str, Any]) -> dict[str, Any]:
-    """The table's numbers for one run (accuracies as fractions)."""
+    """The table's numbers for one run (accuracies as fractions; None where there is none).
+
+    A diverged run has no test numbers: they would be measured on non-finite weights.
+    """
     suffix = run["name"][run["name"].rfind("#"):] if "#" in run["name"] else ""
+    diverged = run["status"] == "diverged"
     return {
         "name": run["name"],
         "optimizer": f"{run['optimizer']}{suffix}",
@@ -83,8 +92,8 @@ def summary_row(run: dict[str, Any]) -> dict[str, Any]:
         "final_train_loss": final_train_loss(run),
         "best_val_loss": best_val_loss(run),
         "val_accuracy": last_val_accuracy(run),
-        "test_accuracy": run.get("test_accuracy"),
-        "test_loss": run.get("test_loss"),
+        "test_accuracy": None if diverged else run.get("test_accuracy"),
+        "test_loss": None if diverged else run.get("test_loss"),
         "epochs_run": run["epochs_run"],
         "status": run["status"],
         "wall_seconds": run["wall_seconds"],
@@ -139,7 +148,7 @@ def format_hparams(hparams: dict[str, Any]) -> str:
 def _fmt(row: dict[str, Any], key: str, kind: str) -> str:
     mean, std = row[key], row.get(f"{key}_std")
     if mean is None:
-        return "-"
+        return MISSING
     if kind == "pct":
         text, err = f"{100 * mean:.1f}%", f"{100 * std:.1f}" if std is not None else ""
     elif kind == "loss":
