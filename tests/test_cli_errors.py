@@ -59,8 +59,73 @@ def run_bad(case: Bad, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> No
 
 
 # -- the plan: specs, values, schedulers, config (checked before anything is written) -------
+def _file(name: str, text: str = "x") -> Callable[[Path], None]:
+    return lambda root: (root / name).write_text(text)
+
+
+def _old_out(root: Path) -> None:
+    (root / "old").mkdir()
+    (root / "old" / "bands.png").write_text("stale")
+
+
+def _c(*args: str) -> tuple[str, ...]:
+    return ("compare", "--epochs", "2", *args)
+
+
 PLAN_CASES: list[Bad] = [
     Bad(("compare", "--optimizer", "nosuch"), "unknown optimizer 'nosuch'", id="unknown-opt"),
+    Bad(_c("--optimizer", "torch.Nope"), "torch.<Name> for torch.optim's classes",
+        id="unknown-torch-opt"),
+    Bad(_c("--optimizer", "sgd:lr=0.1,maximize=no"), "maximize must be true or false",
+        id="bool-no"),
+    Bad(_c("--optimizer", "adam:amsgrad=off"), "amsgrad must be true or false", id="bool-off"),
+    *[Bad(_c("--optimizer", f"sgd:lr={v}"), "lr must be a finite number", id=f"lr-{v}")
+      for v in ("abc", "nan", "inf", "1e999")],
+    Bad(_c("--optimizer", "sgd:lr=" + "9" * 5000), "invalid value '999", id="lr-5000-digits"),
+    Bad(_c("--optimizer", "sgd:lr=" + "9" * 4000), "lr must be a finite number",
+        id="lr-4000-digits"),
+    Bad(_c("--optimizer", "adam:capturable=true"), "CUDA-graph capture", id="capturable"),
+    Bad(_c("--optimizer", "torch.SparseAdam"), "torch.SparseAdam is not supported",
+        id="sparse-adam"),
+    Bad(_c("--optimizer", "torch.Muon"), "torch.Muon", id="muon-on-biases"),  # built for real
+    Bad(_c("--scheduler", "steplr:step_size=0"), "fails at step 1", id="steplr-0"),
+    Bad(_c("--scheduler", "steplr:step_size=abc"), "step_size must be an integer",
+        id="steplr-abc"),
+    Bad(_c("--scheduler", "steplr:step_size=1,gamma=-1"), "learning rate -0.001",
+        id="negative-lr"),
+    Bad(("compare", "--scheduler", "polynomiallr:power=-1"), "fails at step 5 of 30",
+        id="polynomial-power"),
+    Bad(_c("--scheduler", "onecyclelr:max_lr=0.1,total_steps=1"), "fails at step 2",
+        id="onecycle-short"),
+    Bad(_c("--optimizer", "adadelta", "--scheduler", "cycliclr:base_lr=0.01,max_lr=0.1"),
+        "momentum", id="cyclic-adadelta"),
+    Bad(_c("--scheduler", "nosuch\nx"), "unknown scheduler", id="scheduler-literal-backslash-n"),
+    Bad(_c("--scheduler", "steplr:step_size=1,gamma='a\nb'"), "for 'gamma'",
+        id="scheduler-newline-value"),
+    Bad(_c("--scheduler", "steplr:step_size=1,gamma='a\\nb'"), "gamma must be a finite number",
+        id="scheduler-escaped-newline-value"),
+    Bad(_c("--seed", "99999999999999999999"), "seed must be between 0 and 2**63-1",
+        id="seed-huge"),
+    Bad(_c("--threads", "100000"), "threads must be between 1 and", id="threads-huge"),
+    Bad(_c("--patience", "0"), "patience must be >= 1", id="patience-0"),
+    Bad(_c("--min-delta", "nan"), "min_delta must be a finite number", id="min-delta-nan"),
+    Bad(_c("--config", "lab.toml"), "min_delta must be a finite number",
+        setup=_file("lab.toml", "min_delta = nan\n"), id="toml-min-delta-nan"),
+    Bad(_c("--config", "lab.toml"), "nesterov must be true or false",
+        setup=_file("lab.toml", 'optimizer = ["sgd:momentum=0.9,nesterov=\'yes\'"]\n'),
+        id="toml-bool"),
+    Bad(("compare", "--resume", "old", "--force"), "drop --force", setup=_old_out,
+        id="resume-force"),
+    # the output folder (checked with the plan, before anything is written)
+    Bad(_c("--out", "taken"), "is a file, not a folder", setup=_file("taken"), id="out-file"),
+    Bad(_c("--out", "taken/sub"), "is a file, so no folder", setup=_file("taken"),
+        id="out-under-file"),
+    Bad(_c("--out", "/dev/null"), "is a file, not a folder", id="out-dev-null"),
+    Bad(_c("--out", "/proc/optimlab-out"), "/proc", id="out-unwritable"),
+    Bad(_c("--out", "old"), "already holds files; choose a new or empty folder, or add --force",
+        setup=_old_out, id="out-not-empty"),
+    Bad(_c("--out", "old", "--force"), "empties only a comparison's folder", setup=_old_out,
+        id="force-foreign-folder"),
 ]
 
 # -- files and folders: data files, out/store paths, the run store, reports -------------------

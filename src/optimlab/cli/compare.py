@@ -10,10 +10,12 @@ from optimlab.errors import UserError
 
 EPILOG = """examples:
   optimlab compare                                  # the default: 9 optimizers on digits
-  optimlab compare --optimizer sgd:lr=0.01,momentum=0.9,nesterov=true \\
-                   --optimizer adam:lr=1e-3,betas=(0.9,0.99) --epochs 20
+  optimlab compare --optimizer 'sgd:lr=0.01,momentum=0.9,nesterov=true' \\
+                   --optimizer 'adam:lr=1e-3,betas=(0.9,0.99)' --epochs 20
   optimlab compare --optimizer adam --optimizer torch.Adam --epochs 5   # ours vs torch's
-  optimlab compare --scheduler steplr:step_size=10,gamma=0.1 --seeds 3
+  optimlab compare --optimizer 'torch.LBFGS:lr=0.5,max_iter=4' --epochs 5
+  optimlab compare --scheduler 'steplr:step_size=10,gamma=0.1' --seeds 3
+  optimlab compare --out runs/mine --force          # empty runs/mine (a comparison) first
   optimlab compare --config lab.toml --epochs 10    # flags override the file
   optimlab compare --resume runs/20260101-120000-compare
   optimlab runs list --json
@@ -52,9 +54,16 @@ def add_parser(sub: Any) -> None:
                    help="checkpoint every K epochs (default 5)")
     p.add_argument("--threads", type=int, help="CPU threads for torch (default 1)")
     p.add_argument("--config", metavar="FILE.toml", help="TOML with the same keys as the flags")
-    p.add_argument("--out", metavar="DIR", help="output folder (default runs/<time>-compare)")
+    p.add_argument("--out", metavar="DIR", help="output folder, new or empty (default: a new "
+                   "runs/<time>-compare)")
+    p.add_argument("--force", action="store_true", help="empty --out first when it holds an "
+                   "earlier comparison")
     p.add_argument("--store", metavar="PATH", help="run store (default runs/optimlab.sqlite)")
     p.add_argument("--resume", metavar="DIR", help="continue the interrupted comparison in DIR")
+    p.add_argument("--telemetry", action="store_true", help="record per-layer gradient, "
+                   "parameter and update norms at each epoch's last step (results.json, report)")
+    p.add_argument("--tensorboard", metavar="DIR", help="write TensorBoard event files, one "
+                   "sub-folder per run: DIR/<run>/seed<s> (open with tensorboard --logdir DIR)")
     p.add_argument("--quiet", action="store_true", help="no progress, only table and report")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
 
@@ -69,17 +78,19 @@ def run(args: argparse.Namespace) -> int:
     progress = not args.quiet
     if args.resume:
         given = sorted(overrides) + (["config"] if args.config else []) + (
-            ["out"] if args.out else [])
+            ["out"] if args.out else []) + (["force"] if args.force else [])
         if given:
             raise UserError(f"--resume uses the config saved in {args.resume}; drop "
                             + ", ".join(f"--{k.replace('_', '-')}" for k in given))
         result = resume_comparison(args.resume, store_path=args.store, progress=progress,
-                                   log=log)
+                                   log=log, telemetry=args.telemetry,
+                                   tensorboard=args.tensorboard)
     else:
         config = load_config(args.config, overrides)
         store = args.store if args.store is not None else "runs/optimlab.sqlite"
-        result = run_comparison(config, out_dir=args.out, store_path=store, progress=progress,
-                                log=log)
+        result = run_comparison(config, out_dir=args.out, store_path=store, force=args.force,
+                                progress=progress, log=log, telemetry=args.telemetry,
+                                tensorboard=args.tensorboard)
     print()
     print(format_table(result.rows))
     print()

@@ -5,6 +5,11 @@ Controlled by construction: for each seed, every optimizer's model comes from
 batches in the same order), so only the optimizer differs. Everything the user gave is checked
 before anything is trained or written, so a mistake costs no time and leaves no results.json.
 
+The output folder: ``--out`` (an explicit folder must be new or empty; ``force=True`` empties
+a previous comparison's folder first) or, by default, ``runs/<YYYYmmdd-HHMMSS>-compare``
+created exclusively (``-2``, ``-3``… when two comparisons start in the same second), so two
+comparisons never share a folder and stale files never mix with new ones.
+
 Layout of the output folder::
 
     comparison.json            config + store location + experiment id (what --resume reads)
@@ -18,6 +23,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import shutil
 import socket
 import subprocess
 import sys
@@ -27,6 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from optimlab.engine.schedules import Schedule
 from optimlab.errors import UserError
 from optimlab.lab import plots, report, results
 from optimlab.lab.config import CompareConfig
@@ -34,8 +41,8 @@ from optimlab.lab.spec import (
     Spec,
     build_optimizer,
     check_optimizer_spec,
-    check_scheduler_spec,
     folder_names,
+    parse_scheduler_spec,
     parse_spec,
     unique_names,
 )
@@ -46,11 +53,13 @@ STATE_FILE = "comparison.json"
 
 @dataclass(frozen=True)
 class PlannedRun:
-    """One optimizer of the comparison: its spec, unique name and checkpoint folder name."""
+    """One optimizer of the comparison: its spec, unique name, checkpoint folder name and the
+    comparison's schedule (parsed once, when planned)."""
 
     spec: Spec
     name: str
     folder: str
+    schedule: Schedule | None = None
 
 
 @dataclass
@@ -68,14 +77,114 @@ class Comparison:
 
 
 def plan(config: CompareConfig) -> list[PlannedRun]:
-    """Parse and validate every optimizer spec (and the scheduler); name the runs."""
+    """Parse and check every optimizer spec, the scheduler and early stopping; name the runs.
+
+    What needs the model (each optimizer built over its parameters, the schedule rehearsed on
+    it) is :func:`check_plan`'s.
+    """
+    from optimlab.engine import EarlyStopping
+
     specs = [parse_spec(text) for text in config.optimizer]
     for spec in specs:
         check_optimizer_spec(spec)
-    if config.scheduler:
-        check_scheduler_spec(parse_spec(config.scheduler, kind="scheduler"))
+    schedule = parse_scheduler_spec(config.scheduler) if config.scheduler else None
+    if config.patience is not None:
+        EarlyStopping(config.patience, config.min_delta)
     names = unique_names([s.label for s in specs])
-    return [PlannedRun(s, n, f) for s, n, f in zip(specs, names, folder_names(names), strict=True)]
+    return [PlannedRun(s, n, f, schedule)
+            for s, n, f in zip(specs, names, folder_names(names), strict=True)]
+
+
+def check_plan(planned: list[PlannedRun], config: CompareConfig, model: Any, data: Any) -> None:
+    """Build every planned optimizer for real over ``model``'s parameters and rehearse the
+    schedule on it for the whole run (a throwaway build: ``model`` is not changed)."""
+    from optimlab.engine.recipes import RunLength, for_run
+
+    steps_per_epoch = max(1, -(-len(data.train) // config.batch_size))
+    length = RunLength(config.epochs, steps_per_epoch, "epoch")
+    for run in planned:
+        optimizer = build_optimizer(run.spec, model.parameters())
+        if run.schedule is not None:
+            for_run(run.schedule, length).check(optimizer, length.total)
+
+
+def default_out_dir() -> Path:
+    """``runs/<YYYYmmdd-HHMMSS>-compare`` (made unique when created)."""
+    return Path("runs") / (time.strftime("%Y%m%d-%H%M%S") + "-compare")
+
+
+def check_out_dir(out: Path, *, explicit: bool, force: bool) -> None:
+    """Refuse, before anything is written, an output folder that cannot be used.
+
+    A file (or ``/dev/null``), a path under a file, an unwritable place; an explicit folder
+    that already holds files, unless ``force`` — which only empties a previous comparison's
+    folder (one holding ``comparison.json``), never other files.
+    """
+    flag = "--out" if explicit else "the default output folder"
+    if out.exists() and not out.is_dir():
+        raise UserError(f"{flag} {out} is a file, not a folder; choose a folder")
+    parent = out.absolute()
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir():
+        raise UserError(f"{flag} {out}: {parent} is a file, so no folder can be made under it")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise UserError(f"{flag} {out}: {parent} is not writable; choose another folder")
+    if not explicit or not out.is_dir() or not any(out.iterdir()):
+        return
+    if not force:
+        raise UserError(f"--out {out} already holds files; choose a new or empty folder, "
+                        "or add --force to empty it first")
+    if not (out / STATE_FILE).is_file():
+        raise UserError(f"--force empties only a comparison's folder (one holding "
+                        f"{STATE_FILE}); {out} holds other files, so choose another folder")
+
+
+def _first_missing(path: Path) -> Path | None:
+    """The outermost folder of ``path`` that does not exist yet (None if ``path`` exists)."""
+    missing = None
+    for p in (path, *path.parents):
+        if p.exists():
+            break
+        missing = p
+    return missing
+
+
+def _remove_empty_folders(out: Path, top: Path) -> None:
+    """Remove ``out`` and its parents up to ``top`` as long as they are empty."""
+    for p in (out, *out.parents):
+        try:
+            p.rmdir()
+        except OSError:
+            return
+        if p == top:
+            return
+
+
+def make_out_dir(out: Path, *, explicit: bool, force: bool) -> Path:
+    """Create the output folder checked by :func:`check_out_dir` (emptied with ``force``);
+    a default folder is created exclusively, with a suffix when the name is taken."""
+    try:
+        if explicit:
+            if force and out.is_dir():
+                for child in out.iterdir():
+                    if child.is_dir() and not child.is_symlink():
+                        shutil.rmtree(child)
+                    else:
+                        child.unlink()
+            out.mkdir(parents=True, exist_ok=True)
+            return out
+        out.parent.mkdir(parents=True, exist_ok=True)
+        for i in range(1, 10_000):
+            candidate = out if i == 1 else out.with_name(f"{out.name}-{i}")
+            try:
+                candidate.mkdir()
+                return candidate
+            except FileExistsError:
+                continue
+    except OSError as e:
+        raise UserError(f"cannot create output folder {out}: {e.strerror or e}") from None
+    raise UserError(f"cannot find a free output folder name next to {out}")
 
 
 def resolve_device(device: str) -> str:
@@ -134,13 +243,22 @@ def run_comparison(
     out_dir: str | Path | None = None,
     store_path: str | Path | None = "runs/optimlab.sqlite",
     resume: bool = False,
+    force: bool = False,
     progress: bool = False,
     log: Callable[[str], None] | None = None,
+    telemetry: bool = False,
+    tensorboard: str | Path | None = None,
 ) -> Comparison:
     """Run (or, with ``resume=True``, continue) the comparison ``config`` describes.
 
-    ``out_dir`` defaults to ``runs/<YYYYmmdd-HHMMSS>-compare``; ``store_path`` None keeps no
-    store. ``log`` receives one line per run. Raises UserError for every mistake in the input.
+    ``telemetry`` records per-layer statistics (``fit(telemetry=True)``) into each run's
+    ``history.telemetry``; ``tensorboard`` writes event files to ``<tensorboard>/<run>/seed<s>``.
+
+    ``out_dir`` defaults to a new ``runs/<YYYYmmdd-HHMMSS>-compare``; an explicit one must be
+    new or empty unless ``force`` (empties a previous comparison's folder). ``store_path``
+    None keeps no store. ``log`` receives one line per run. Everything — specs, scheduler,
+    every optimizer built over the model, dataset, model, output folder — is checked before
+    anything is written; a mistake raises UserError.
     """
     import torch
 
@@ -148,32 +266,45 @@ def run_comparison(
     from optimlab.models import build_model
 
     say = log or (lambda _msg: None)
-    out = Path(out_dir) if out_dir is not None else Path("runs") / (
-        time.strftime("%Y%m%d-%H%M%S") + "-compare")
+    explicit = out_dir is not None
+    out = Path(out_dir) if out_dir is not None else default_out_dir()
+    if resume and force:
+        raise UserError("--force starts afresh and --resume continues: choose one")
     saved = _load_state(out) if resume else {}
+    if not resume:
+        check_out_dir(out, explicit=explicit, force=force)
     planned = plan(config)
     device = resolve_device(config.device)
     seeds = list(range(config.seed, config.seed + config.seeds))
     data = load_dataset(config.dataset, data_dir=config.data_dir, seed=seeds[0], device=device)
-    build_model(config.model, data.input_shape, data.num_outputs, seed=seeds[0])
+    model = build_model(config.model, data.input_shape, data.num_outputs, seed=seeds[0])
+    check_plan(planned, config, model.to(device), data)
 
-    out.mkdir(parents=True, exist_ok=True)
+    if not resume:
+        first_new = _first_missing(out)
+        out = make_out_dir(out, explicit=explicit, force=force)
+    try:
+        store = RunStore(store_path) if store_path is not None else None
+    except BaseException:  # a bad store: take back the folders just made (still empty)
+        if not resume:
+            _remove_empty_folders(out, first_new if first_new is not None else out)
+        raise
     threads = torch.get_num_threads()
     torch.set_num_threads(config.threads)
     try:
-        return _run_all(config, planned, seeds, data, device, out, saved, store_path, resume,
-                        progress, say)
+        return _run_all(config, planned, seeds, data, device, out, saved, store, store_path,
+                        resume, progress, say, Observe(telemetry, tensorboard))
     finally:
         torch.set_num_threads(threads)
 
 
 def _run_all(config: CompareConfig, planned: list[PlannedRun], seeds: list[int], data: Any,
-             device: str, out: Path, saved: dict[str, Any], store_path: str | Path | None,
-             resume: bool, progress: bool, say: Callable[[str], None]) -> Comparison:
-    """Every planned run for every seed, then the outputs."""
+             device: str, out: Path, saved: dict[str, Any], store: RunStore | None,
+             store_path: str | Path | None, resume: bool, progress: bool,
+             say: Callable[[str], None], observe: Observe) -> Comparison:
+    """Every planned run for every seed, then the outputs (closes ``store``)."""
     from optimlab.data import load_dataset
 
-    store = RunStore(store_path) if store_path is not None else None
     # Absolute, so that --resume finds the same store from any working directory.
     store_abs = None if store_path is None else str(Path(store_path).resolve())
     exp_id = int(saved.get("experiment_id") or 0)
@@ -190,7 +321,7 @@ def _run_all(config: CompareConfig, planned: list[PlannedRun], seeds: list[int],
                                     device=device)
             for run in planned:
                 record = _one_run(config, run, seed, data, out, store, exp_id, resume,
-                                  progress)
+                                  progress, observe)
                 runs[(run.name, seed)] = record
                 say(_run_line(record, len(runs), len(planned) * len(seeds)))
                 if record["status"] == "interrupted":
@@ -206,7 +337,8 @@ def _run_all(config: CompareConfig, planned: list[PlannedRun], seeds: list[int],
 
 
 def resume_comparison(out_dir: str | Path, *, store_path: str | Path | None = None,
-                      progress: bool = False, log: Callable[[str], None] | None = None
+                      progress: bool = False, log: Callable[[str], None] | None = None,
+                      telemetry: bool = False, tensorboard: str | Path | None = None
                       ) -> Comparison:
     """Continue the comparison in ``out_dir`` from its saved config and checkpoints."""
     out = Path(out_dir)
@@ -214,7 +346,8 @@ def resume_comparison(out_dir: str | Path, *, store_path: str | Path | None = No
     config = CompareConfig.from_dict(state["config"], source=str(out / STATE_FILE))
     store = store_path if store_path is not None else state.get("store")
     return run_comparison(config, out_dir=out, store_path=store, resume=True,
-                          progress=progress, log=log)
+                          progress=progress, log=log, telemetry=telemetry,
+                          tensorboard=tensorboard)
 
 
 def _run_line(record: dict[str, Any], i: int, n: int) -> str:
@@ -225,9 +358,17 @@ def _run_line(record: dict[str, Any], i: int, n: int) -> str:
             f"{record['epochs_run']} epochs, {score} ({record['wall_seconds']:.1f} s)")
 
 
+@dataclass(frozen=True)
+class Observe:
+    """What a run records besides its history: telemetry, TensorBoard event files."""
+
+    telemetry: bool = False
+    tensorboard: str | Path | None = None  # the root folder; each run gets <run>/seed<s>
+
+
 def _one_run(config: CompareConfig, run: PlannedRun, seed: int, data: Any, out: Path,
-             store: RunStore | None, exp_id: int, resume: bool, progress: bool
-             ) -> dict[str, Any]:
+             store: RunStore | None, exp_id: int, resume: bool, progress: bool,
+             observe: Observe = Observe()) -> dict[str, Any]:
     """Train one optimizer on one seed (or load its finished record when resuming)."""
     from optimlab.engine import EarlyStopping, evaluate, fit
     from optimlab.models import build_model
@@ -260,20 +401,29 @@ def _one_run(config: CompareConfig, run: PlannedRun, seed: int, data: Any, out: 
     model = build_model(config.model, data.input_shape, data.num_outputs, seed=seed)
     model = model.to(data.train.x.device)
     optimizer = build_optimizer(run.spec, model.parameters())
-    scheduler = parse_spec(config.scheduler, kind="scheduler") if config.scheduler else None
     stopper = (EarlyStopping(config.patience, config.min_delta)
                if config.patience is not None else None)
     status = "interrupted"
     try:
         fitted = fit(model, optimizer, data, epochs=config.epochs, batch_size=config.batch_size,
-                     seed=seed, scheduler=None if scheduler is None else scheduler.name,
-                     scheduler_args=None if scheduler is None else dict(scheduler.hparams),
-                     val_every=config.val_every, early_stopping=stopper, progress=progress,
-                     checkpoint_dir=ckpt, checkpoint_every=config.checkpoint_every,
-                     resume=resume, config=rc, on_epoch_end=on_epoch_end)
+                     seed=seed, scheduler=run.schedule, val_every=config.val_every,
+                     early_stopping=stopper, progress=progress,
+                     progress_label=f"{run.name} seed {seed}", checkpoint_dir=ckpt,
+                     checkpoint_every=config.checkpoint_every, resume=resume, config=rc,
+                     on_epoch_end=on_epoch_end, telemetry=observe.telemetry,
+                     tensorboard=None if observe.tensorboard is None else
+                     Path(observe.tensorboard) / run.folder / f"seed{seed}")
         status = fitted.status
         test = evaluate(model, data.test, task=data.task)
-    finally:  # an exception or Ctrl-C leaves the run resumable: mark it so
+    except (KeyboardInterrupt, UserError):
+        raise  # Ctrl-C, or a checkpoint refused: the run stays resumable (finally below)
+    except Exception as e:  # a bug: the run failed, and says why
+        status = "failed"
+        if store is not None and run_id is not None:
+            store.finish_run(run_id, "failed",
+                             result={"error": f"{type(e).__name__}: {e}"[:1000]})
+        raise
+    finally:
         if store is not None and run_id is not None and status == "interrupted":
             store.finish_run(run_id, "interrupted")
     history = fitted.history.to_dict()
@@ -281,7 +431,8 @@ def _one_run(config: CompareConfig, run: PlannedRun, seed: int, data: Any, out: 
         "name": run.name, "optimizer": run.spec.name, "hparams": run.spec.hparams,
         "spec": run.spec.text, "seed": seed, "status": fitted.status,
         "epochs_run": fitted.epochs_run,
-        "history": {k: history.get(k, []) for k in (*results.HISTORY_KEYS, "wall_time")},
+        "history": {**{k: history.get(k, []) for k in (*results.HISTORY_KEYS, "wall_time")},
+                    **({"telemetry": history["telemetry"]} if history["telemetry"] else {})},
         "test_loss": test.loss, "test_accuracy": test.accuracy,
         "confusion_matrix": test.confusion_matrix, "wall_seconds": fitted.wall_seconds,
         "checkpoint_dir": str(ckpt.relative_to(out)), "store_run_id": run_id,

@@ -25,11 +25,14 @@ a list of spec strings. Unknown keys and ill-typed values are errors naming the 
 from __future__ import annotations
 
 import dataclasses
+import math
+import os
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from optimlab.engine.arguments import shown
 from optimlab.errors import UserError
 
 DEFAULT_SUITE: tuple[str, ...] = (
@@ -73,11 +76,15 @@ class CompareConfig:
     @classmethod
     def from_dict(cls, raw: dict[str, Any], *, source: str = "config") -> CompareConfig:
         """Build and validate a config from a dict of keys (dashes or underscores)."""
-        return cls(**_coerce(raw, source=source))
+        values = _coerce(raw, source=source)
+        _check_whole(values, source)
+        return cls(**values)
 
 
+SEED_MAX = 2**63 - 1  # torch's and NumPy's seeds are 64-bit
 _INT_FIELDS = {"epochs": 1, "batch_size": 1, "seed": 0, "seeds": 1, "val_every": 1,
-               "patience": 0, "checkpoint_every": 1, "threads": 1}
+               "patience": 1, "checkpoint_every": 1, "threads": 1}
+_INT_MAXIMA = {"seed": (SEED_MAX, "2**63-1"), "seeds": (10_000, "10000")}
 _CHOICES = {"device": ("auto", "cpu", "cuda")}
 
 
@@ -88,10 +95,32 @@ def valid_keys() -> list[str]:
 
 def _check_int(key: str, value: Any, minimum: int, source: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
-        raise UserError(f"{source}: {key} must be an integer, got {value!r}")
+        raise UserError(f"{source}: {key} must be an integer, got {shown(value)}")
     if value < minimum:
-        raise UserError(f"{source}: {key} must be >= {minimum}, got {value}")
+        raise UserError(f"{source}: {key} must be >= {minimum}, got {shown(value)}")
+    maximum, written = _INT_MAXIMA.get(key, (None, ""))
+    if key == "threads":  # torch accepts any count, then thrashes or aborts
+        maximum = os.cpu_count() or 1
+        written = f"{maximum} (this machine's CPUs)"
+    if maximum is not None and value > maximum:
+        raise UserError(f"{source}: {key} must be between {minimum} and {written}, "
+                        f"got {shown(value)}")
     return value
+
+
+def _check_whole(config: dict[str, Any], source: str) -> None:
+    """Checks across fields: the last seed still fits in 64 bits."""
+    seed, seeds = config.get("seed", 0), config.get("seeds", 1)
+    if seed + seeds - 1 > SEED_MAX:
+        raise UserError(f"{source}: seed + seeds - 1 must be <= 2**63-1, got seed {seed} "
+                        f"with {seeds} seeds")
+
+
+def _finite(value: int | float) -> bool:
+    try:
+        return math.isfinite(float(value))
+    except OverflowError:
+        return False
 
 
 def _coerce(raw: dict[str, Any], *, source: str) -> dict[str, Any]:
@@ -103,7 +132,8 @@ def _coerce(raw: dict[str, Any], *, source: str) -> dict[str, Any]:
         if key == "optimizers":
             key = "optimizer"
         if key not in keys:
-            raise UserError(f"{source}: unknown key {raw_key!r}; valid keys: {', '.join(keys)}")
+            raise UserError(f"{source}: unknown key {shown(raw_key)}; valid keys: "
+                            f"{', '.join(keys)}")
         if value is None:
             if key in ("scheduler", "patience", "data_dir"):
                 out[key] = None
@@ -111,8 +141,10 @@ def _coerce(raw: dict[str, Any], *, source: str) -> dict[str, Any]:
         if key in _INT_FIELDS:
             out[key] = _check_int(key, value, _INT_FIELDS[key], source)
         elif key == "min_delta":
-            if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-                raise UserError(f"{source}: min_delta must be a number >= 0, got {value!r}")
+            if (isinstance(value, bool) or not isinstance(value, int | float)
+                    or not _finite(value) or value < 0):
+                raise UserError(f"{source}: min_delta must be a finite number >= 0, "
+                                f"got {shown(value)}")
             out[key] = float(value)
         elif key == "optimizer":
             specs = [value] if isinstance(value, str) else value
@@ -123,11 +155,10 @@ def _coerce(raw: dict[str, Any], *, source: str) -> dict[str, Any]:
             out[key] = tuple(specs)
         else:
             if not isinstance(value, str):
-                raise UserError(f"{source}: {key} must be a string, got {value!r}")
+                raise UserError(f"{source}: {key} must be a string, got {shown(value)}")
             if key in _CHOICES and value not in _CHOICES[key]:
-                raise UserError(
-                    f"{source}: {key} must be one of {', '.join(_CHOICES[key])}, got {value!r}"
-                )
+                raise UserError(f"{source}: {key} must be one of {', '.join(_CHOICES[key])}, "
+                                f"got {shown(value)}")
             out[key] = value
     return out
 
@@ -159,6 +190,7 @@ def load_config(
         merged.update(_coerce(read_toml(path), source=str(path)))
     if overrides:
         merged.update(_coerce(overrides, source="option"))
+    _check_whole(merged, str(path) if path is not None and not overrides else "config")
     return CompareConfig(**merged)
 
 

@@ -252,12 +252,12 @@ def check_optimizer_spec(spec: Spec) -> None:
 
 
 def parse_scheduler_spec(text: str) -> Schedule:
-    """A scheduler spec (``steplr:step_size=10,gamma=0.1``) parsed and checked once, as the
-    :class:`~optimlab.engine.schedules.Schedule` that travels with every planned run."""
-    from optimlab.engine.schedules import parse_schedule
+    """A scheduler spec (``steplr:step_size=10,gamma=0.1``, a recipe, ``A then B``) parsed and
+    checked once, as the :class:`~optimlab.engine.schedules.Schedule` that travels with every
+    planned run (:func:`optimlab.engine.recipes.parse_scheduler_spec` reads the chains)."""
+    from optimlab.engine import recipes
 
-    spec = parse_spec(text, kind="scheduler")
-    return parse_schedule(spec.name, spec.hparams, text=spec.text)
+    return recipes.parse_scheduler_spec(text)
 
 
 def check_scheduler_spec(spec: Spec) -> None:
