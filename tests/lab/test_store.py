@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -245,3 +246,30 @@ def test_experiments_keep_their_environment_and_old_stores_are_upgraded(tmp_path
     with RunStore(old) as store:
         assert store.experiment(store.add_experiment({}, None, {"torch": "x"}))[
             "environment"] == {"torch": "x"}
+
+
+def test_reader_leaves_the_folder_as_found(tmp_path):
+    path = tmp_path / "s.sqlite"
+    rid = _finished_store(path)
+    names, data = sorted(p.name for p in tmp_path.iterdir()), path.read_bytes()
+    assert names == ["s.sqlite"]
+    with RunStore(path, read_only=True) as store:
+        store.list_runs()
+        store.get_run(rid)
+        with pytest.raises(sqlite3.OperationalError, match="readonly"):
+            store._db.execute("DELETE FROM runs")  # SQL cannot write either
+    assert sorted(p.name for p in tmp_path.iterdir()) == names and path.read_bytes() == data
+
+
+def test_check_store_path_before_anything_is_written(tmp_path):
+    from optimlab.lab.store import check_store_path
+
+    check_store_path(tmp_path / "new" / "deeper" / "s.sqlite")  # would be made
+    _finished_store(tmp_path / "s.sqlite")
+    check_store_path(tmp_path / "s.sqlite")
+    (tmp_path / "file").write_text("x")
+    for bad, fragment in ((tmp_path, "is a folder"), (tmp_path / "file", "file is not a"),
+                          (tmp_path / "file" / "s.sqlite", "is a file, so no folder")):
+        with pytest.raises(UserError, match=fragment):
+            check_store_path(bad)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file", "s.sqlite"]

@@ -7,10 +7,11 @@ its own short transaction, so several comparisons can write to one store at the 
 without losing rows. A run is inserted as ``running``; when a later process opens the store, a
 ``running`` row whose process is gone (same host, dead pid) is marked ``interrupted``.
 
-Readers (``runs list``, ``runs show``, ``report``) open the store with ``read_only=True``: SQLite's
-``mode=ro``, so they never write — no tables added to a database that is not a store, no status
-updates (a dead process's ``running`` row is *shown* as ``interrupted``), and a store in a folder
-they cannot write is still readable. A database without optimlab's tables is refused.
+Readers (``runs list``, ``runs show``, ``report``) open the store with ``read_only=True`` (SQLite
+``mode=ro`` or ``query_only``), so they never write — no tables added to a database that is not
+a store, no status updates (a dead process's ``running`` row is *shown* as ``interrupted``), no
+files left beside it — and a store in a folder they cannot write is still readable. A database
+without optimlab's tables is refused.
 """
 
 from __future__ import annotations
@@ -328,22 +329,53 @@ class RunStore:
                 "environment": _json_object(row[4], what.format("environment"))}
 
 
-def _connect_read_only(path: Path, timeout_s: float) -> sqlite3.Connection:
-    """Open ``path`` with SQLite ``mode=ro``.
+def check_store_path(path: str | Path) -> None:
+    """Raise UserError unless a writer could open a run store at ``path``; write nothing.
 
-    A WAL database needs its ``-shm`` index: in a folder this process cannot write, SQLite
-    cannot create it, and the store is then opened ``immutable`` (read as a plain file).
+    For validating a plan before anything is written: ``path`` must be an optimlab store, or
+    not exist yet in a folder that exists or can be made and is writable.
     """
-    uri = path.resolve().as_uri() + "?mode=ro"
-    db = sqlite3.connect(uri, uri=True, timeout=timeout_s, isolation_level=None)
+    path = Path(path)
+    if path.exists():
+        RunStore(path, read_only=True).close()  # a folder, not SQLite, not a store: UserError
+        if not os.access(path, os.W_OK):
+            raise UserError(f"run store {path} is read-only; give another --store")
+        return
+    ancestor = path.parent
+    while not ancestor.exists():
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise UserError(f"run store {path}: {ancestor} is a file, so no folder can be made")
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        raise UserError(f"run store {path}: cannot write in {ancestor} (permission denied)")
+
+
+def _connect_read_only(path: Path, timeout_s: float) -> sqlite3.Connection:
+    """Open ``path`` so that nothing can be written and the folder is left as found.
+
+    With a ``-wal`` file present (a writer is active, or died) SQLite's ``mode=ro`` reads it
+    and creates nothing. Without one, ``mode=ro`` would leave an empty ``-wal`` and ``-shm``
+    behind; a connection with ``PRAGMA query_only`` refuses every write just the same and, being
+    the last to close, removes them. In a folder this process cannot write, SQLite cannot make
+    the ``-shm`` index a WAL store needs, and the file is read ``immutable`` (as a plain file).
+    """
+    uri = path.resolve().as_uri()
+    db = None
     try:
+        if path.with_name(f"{path.name}-wal").exists():
+            db = sqlite3.connect(f"{uri}?mode=ro", uri=True, timeout=timeout_s,
+                                 isolation_level=None)
+        else:
+            db = sqlite3.connect(path, timeout=timeout_s, isolation_level=None)
+            db.execute("PRAGMA query_only = ON")
         db.execute("SELECT count(*) FROM sqlite_master").fetchone()
         return db
     except sqlite3.OperationalError:
-        db.close()
+        if db is not None:
+            db.close()
         if os.access(path.parent, os.W_OK):
             raise
-    return sqlite3.connect(uri + "&immutable=1", uri=True, isolation_level=None)
+    return sqlite3.connect(f"{uri}?mode=ro&immutable=1", uri=True, isolation_level=None)
 
 
 def _this_environment(config: dict[str, Any]) -> dict[str, Any]:
