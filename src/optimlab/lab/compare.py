@@ -47,6 +47,7 @@ from optimlab.lab.spec import (
     unique_names,
 )
 from optimlab.lab.store import RunStore
+from optimlab.lab.telemetry_plots import write_telemetry_plots
 
 STATE_FILE = "comparison.json"
 
@@ -460,6 +461,7 @@ def _write_outputs(out: Path, config: CompareConfig, runs: list[dict[str, Any]],
     results.write_history_csv(out / "history.csv", runs)
     written = plots.write_plots(runs, out, task=data.task, class_names=data.class_names,
                                 seeds=len(seeds))
+    written += write_telemetry_plots(runs, out)  # nothing without --telemetry
     seed_text = f"seed {seeds[0]}" if len(seeds) == 1 else f"seeds {seeds[0]}…{seeds[-1]}"
     note = (f"{config.dataset} / {config.model}, {config.epochs} epochs, batch "
             f"{config.batch_size}, {seed_text}; every optimizer starts from the same initial "
