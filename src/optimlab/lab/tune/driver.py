@@ -231,10 +231,11 @@ class OptimizerStudy:
             record["value"] = trial_value(record, metric)
             record["optuna_number"] = trial.number
             results.write_json(trial_path(self.ctx.out, self.opt, position), record)
-            for epoch, v in zip(record["history"]["epoch"], record["history"][metric],
-                                strict=True):
-                if v is not None and math.isfinite(v):
-                    trial.report(float(v), int(epoch))
+            if self.ctx.config.pruner != "none":  # the curve, for pruning later trials
+                for epoch, v in zip(record["history"]["epoch"], record["history"][metric],
+                                    strict=True):
+                    if v is not None and math.isfinite(v):
+                        trial.report(float(v), int(epoch))
             self._tell(trial.number, record)
             self.live.pop(position, None)
             self.ctx.say(_trial_line(self.opt, position, self.ctx.config, record))

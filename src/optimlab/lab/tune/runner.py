@@ -156,7 +156,7 @@ def _run(config: TuneConfig, planned: list[PlannedOptimizer], out: Path, saved: 
     from optimlab.lab.store import RunStore
     from optimlab.lab.tune import driver
     from optimlab.lab.tune.backends import make_backend
-    from optimlab.lab.tune.study import quiet_optuna
+    from optimlab.lab.tune.study import open_storage, quiet_optuna
 
     quiet_optuna()
     store = RunStore(store_path) if store_path is not None else None
@@ -172,7 +172,7 @@ def _run(config: TuneConfig, planned: list[PlannedOptimizer], out: Path, saved: 
     backend = make_backend(config.backend, workers, config.ray_address, per_worker)
     ctx = driver.Context(config, out, backend, store, exp_id, device, per_worker, say)
     try:
-        storage = f"sqlite:///{(out / STUDY_FILE).resolve()}"
+        storage = open_storage((out / STUDY_FILE).resolve())
         trials = driver.run_trials(ctx, planned, storage)
         best = {i: driver.best_trial(t, config.metric) for i, t in trials.items()}
         reruns = driver.run_reruns(ctx, planned, best)

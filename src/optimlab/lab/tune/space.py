@@ -253,6 +253,10 @@ def parse_search_spec(text: str) -> SearchSpec:
         if "lr" in template:
             raise UserError(f"nothing to search in {text!r}: give a distribution (e.g. "
                             f"lr=log(1e-5,1e-1)) or leave lr out to search its default range")
+        if not _accepts_lr(plain):
+            raise UserError(f"nothing to search in {text!r}: {plain.name} has no lr; give a "
+                            "distribution for one of its hyperparameters, e.g. "
+                            "name:alpha=uniform(0.3,0.8)")
         low, high = default_lr_range(plain.name)
         template = {"lr": Slot("lr"), **template}
         params["lr"] = LogUniform(low, high)
@@ -260,6 +264,17 @@ def parse_search_spec(text: str) -> SearchSpec:
     spec = SearchSpec(plain.name, text.strip(), template, params, default_lr)
     check_search_spec(spec)
     return spec
+
+
+def _accepts_lr(spec: Spec) -> bool:
+    """Whether the optimizer's constructor takes ``lr`` (True when only a factory knows)."""
+    import inspect
+
+    from optimlab.lab.spec import check_optimizer_name, optimizer_class
+
+    check_optimizer_name(spec)
+    cls = optimizer_class(spec)
+    return cls is None or "lr" in inspect.signature(cls).parameters
 
 
 def corner_values(spec: SearchSpec) -> list[dict[str, Any]]:
