@@ -94,3 +94,14 @@ def test_fit_writes_its_history_and_telemetry(tmp_path):
     names = [n for n, _ in model.named_parameters()]
     assert {f"l2_norm/update/{n}" for n in names} <= set(acc.Tags()["scalars"])
     assert scalars(acc, "hparam/final_train_loss") == [(2, pytest.approx(h.train_loss[-1]))]
+
+
+def test_log_dir_must_be_a_folder(tmp_path):
+    from optimlab.engine.tensorboard import check_log_dir
+    from optimlab.errors import UserError
+
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(UserError, match="exists and is not a folder"):
+        check_log_dir(tmp_path / "file" / "tb")
+    assert check_log_dir(tmp_path / "new" / "tb") == tmp_path / "new" / "tb"
+    assert not (tmp_path / "new").exists()  # checking creates nothing

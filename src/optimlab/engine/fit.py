@@ -31,7 +31,7 @@ from optimlab.engine.recipes import RunLength, check_every, for_run
 from optimlab.engine.schedules import Schedule, parse_schedule
 from optimlab.engine.step import OptimizerModes, TrainStep, make_train_step
 from optimlab.engine.telemetry import Telemetry
-from optimlab.engine.tensorboard import TensorBoardLog, run_hparams
+from optimlab.engine.tensorboard import TensorBoardLog, check_log_dir, run_hparams
 from optimlab.errors import UserError
 
 EpochCallback = Callable[[int, dict], None]
@@ -202,6 +202,8 @@ def fit(
     """
     _check_arguments(epochs, batch_size, val_every, checkpoint_every, clip_grad_norm)
     _check_devices(model, data)
+    if tensorboard is not None:
+        check_log_dir(tensorboard)
     loss_fn = loss_function(loss, data.task)
     schedule = _as_schedule(scheduler, scheduler_args)
     length = RunLength(epochs, max(1, math.ceil(len(data.train) / batch_size)),

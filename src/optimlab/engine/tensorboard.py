@@ -20,10 +20,12 @@ event file to the same folder.
 from __future__ import annotations
 
 import math
+import os
 from pathlib import Path
 from typing import Any
 
 from optimlab.engine.history import History
+from optimlab.errors import UserError
 
 HPARAM_TYPES = (bool, int, float, str)
 
@@ -49,6 +51,20 @@ def summary_metrics(history: History) -> dict[str, float]:
     if accuracies:
         out["hparam/last_val_accuracy"] = accuracies[-1]
     return out
+
+
+def check_log_dir(path: str | Path) -> Path:
+    """UserError unless ``path`` is a folder or can become one (checked before any run)."""
+    folder = Path(path)
+    for part in (folder, *folder.parents):
+        if part.exists():
+            if not part.is_dir():
+                raise UserError(f"tensorboard folder {folder}: {part} exists and is not a "
+                                "folder; give a folder path")
+            if not os.access(part, os.W_OK | os.X_OK):
+                raise UserError(f"tensorboard folder {folder}: {part} is not writable")
+            break
+    return folder
 
 
 class TensorBoardLog:

@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from optimlab.engine.schedules import Schedule
+from optimlab.engine.tensorboard import check_log_dir
 from optimlab.errors import UserError
 from optimlab.lab import plots, report, results
 from optimlab.lab.config import CompareConfig
@@ -274,6 +275,8 @@ def run_comparison(
     saved = _load_state(out) if resume else {}
     if not resume:
         check_out_dir(out, explicit=explicit, force=force)
+    if tensorboard is not None:
+        check_log_dir(tensorboard)
     planned = plan(config)
     device = resolve_device(config.device)
     seeds = list(range(config.seed, config.seed + config.seeds))
