@@ -30,8 +30,10 @@ class Bad:
     id: str = ""
 
 
-def _tree(root: Path) -> set[str]:
-    return {str(p.relative_to(root)) for p in root.rglob("*")}
+def _tree(root: Path) -> dict[str, bytes | None]:
+    """Every path under ``root`` with its bytes (None for a folder): created or changed shows."""
+    return {str(p.relative_to(root)): None if p.is_dir() else p.read_bytes()
+            for p in root.rglob("*")}
 
 
 def run_bad(case: Bad, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -55,7 +57,9 @@ def run_bad(case: Bad, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> No
     assert "Traceback" not in err
     assert len(lines[0]) <= 300, lines[0]
     assert case.fragment in lines[0], lines[0]
-    assert _tree(tmp_path) == before, sorted(_tree(tmp_path) - before)
+    after = _tree(tmp_path)
+    assert after == before, sorted(k for k in after.keys() | before.keys()
+                                   if after.get(k, b"gone") != before.get(k, b"gone"))
 
 
 # -- the plan: specs, values, schedulers, config (checked before anything is written) -------
@@ -129,8 +133,131 @@ PLAN_CASES: list[Bad] = [
 ]
 
 # -- files and folders: data files, out/store paths, the run store, reports -------------------
+class _RunsCode:
+    """Pickled, it runs a shell command when read back: a data file must never be executed."""
+
+    def __reduce__(self) -> tuple[object, tuple[str]]:
+        return os.system, ("touch pwned",)
+
+
+def _cifar_that_runs_code(root: Path) -> None:
+    import pickle
+
+    import numpy as np
+
+    folder = root / "fake" / "cifar-10-batches-py"
+    folder.mkdir(parents=True)
+    batch = {"data": np.zeros((2, 3072), np.uint8), "labels": [0, 1]}
+    for name in [f"data_batch_{i}" for i in range(2, 6)] + ["test_batch"]:
+        (folder / name).write_bytes(pickle.dumps(batch, protocol=2))
+    (folder / "batches.meta").write_bytes(pickle.dumps({"label_names": list("abcdefghij")}))
+    (folder / "data_batch_1").write_bytes(pickle.dumps({"data": _RunsCode(), "labels": [0]}))
+
+
+def _mnist(damage: Callable[[Path], None]) -> Callable[[Path], None]:
+    def setup(root: Path) -> None:
+        import gzip
+        import struct
+
+        import numpy as np
+
+        raw = root / "d" / "MNIST" / "raw"
+        raw.mkdir(parents=True)
+        for part, n in (("train", 3), ("t10k", 2)):
+            for kind, shape in (("images-idx3", (n, 28, 28)), ("labels-idx1", (n,))):
+                header = bytes([0, 0, 8, len(shape)]) + struct.pack(f">{len(shape)}I", *shape)
+                data = header + bytes(int(np.prod(shape)))
+                (raw / f"{part}-{kind}-ubyte.gz").write_bytes(gzip.compress(data))
+        damage(raw)
+
+    return setup
+
+
+def _truncated_gz(raw: Path) -> None:
+    path = raw / "train-images-idx3-ubyte.gz"
+    path.write_bytes(path.read_bytes()[:-30])
+
+
+def _garbage_idx(raw: Path) -> None:
+    (raw / "t10k-labels-idx1-ubyte.gz").unlink()
+    (raw / "t10k-labels-idx1-ubyte").write_bytes(b"<html>not found</html>")
+
+
+def _store(root: Path) -> None:
+    """A run store with run 1 (digits, classification) and run 2 (line, regression)."""
+    from optimlab.lab.store import RunStore
+
+    with RunStore(root / "s.sqlite") as store:
+        exp = store.add_experiment({"device": "cpu"}, None, {"torch": "x"})
+        for dataset, task in (("digits", "classification"), ("line", "regression")):
+            rid = store.start_run(exp, name=f"sgd-{dataset}", optimizer="sgd", hparams={},
+                                  seed=0, config={"dataset": dataset})
+            store.log_epoch(rid, 1, {"train_loss": 1.0, "lr": 0.1})
+            store.finish_run(rid, "finished", wall_seconds=1.0, result={"task": task})
+
+
+def _damaged_store(root: Path) -> None:
+    import sqlite3
+
+    _store(root)
+    db = sqlite3.connect(root / "s.sqlite")
+    db.execute("UPDATE runs SET result = '[1,2]' WHERE id = 1")
+    db.commit()
+    db.close()
+
+
+def _unrelated_database(root: Path) -> None:
+    import sqlite3
+
+    db = sqlite3.connect(root / "other.sqlite")
+    db.execute("CREATE TABLE users (name TEXT)")
+    db.commit()
+    db.close()
+
+
+def _s(*args: str) -> tuple[str, ...]:
+    return (*args, "--store", "s.sqlite")
+
+
 IO_CASES: list[Bad] = [
     Bad(("runs", "list", "--store", "missing.sqlite"), "missing.sqlite", id="missing-store"),
+    # data files: read, never executed; a bad file names itself and the reason
+    Bad(_c("--dataset", "cifar10", "--model", "lenet", "--data-dir", "fake"),
+        "data_batch_1 is not a CIFAR-10 batch file: it asks to load posix.system",
+        setup=_cifar_that_runs_code, id="cifar10-pickle-runs-code"),
+    Bad(_c("--dataset", "mnist", "--data-dir", "d"), "train-images-idx3-ubyte.gz is not an "
+        "MNIST file: the gzip data is truncated", setup=_mnist(_truncated_gz),
+        id="mnist-truncated-gz"),
+    Bad(_c("--dataset", "mnist", "--data-dir", "d"), "t10k-labels-idx1-ubyte is not an MNIST "
+        "file: not an IDX file", setup=_mnist(_garbage_idx), id="mnist-garbage"),
+    # the run store: read-only commands write nothing, not even to someone else's database
+    Bad(("runs", "list", "--store", "other.sqlite"), "other.sqlite is not an optimlab run store "
+        "(its tables: users", setup=_unrelated_database, id="store-unrelated-db"),
+    Bad(("runs", "list", "--store", "/tmp"), "run store /tmp is a folder", id="store-folder"),
+    Bad(("runs", "list", "--store", "notes.txt"), "file is not a database",
+        setup=_file("notes.txt", "dear diary " * 100), id="store-not-sqlite"),
+    Bad(("runs", "list", "--store", "empty.sqlite"), "its tables: none",
+        setup=_file("empty.sqlite", ""), id="store-empty-file"),
+    Bad(_s("runs", "show", "99999999999999999999999"), "no run with id 99999999999999999999999",
+        setup=_store, id="runs-show-huge-id"),
+    Bad(_s("runs", "show", "3"), "no run with id 3", setup=_store, id="runs-show-missing"),
+    Bad(_s("runs", "show", "1"), "run 1's result in s.sqlite is damaged: expected a JSON object",
+        setup=_damaged_store, id="result-json-list"),
+    # reports
+    Bad(_s("report", "1", "2", "--out", "rep"), "run 1 is classification (cross-entropy, nats) "
+        "and run 2 is regression (mean squared error)", setup=_store, id="report-mixed-tasks"),
+    Bad(_s("report", "1", "99999999999999999999999", "--out", "rep"), "no run with id",
+        setup=_store, id="report-huge-id"),
+    Bad(_s("report", "1", "--out", "taken"), "--out taken is not a folder",
+        setup=lambda root: (_store(root), _file("taken")(root)), id="report-out-file"),
+    Bad(_s("report", "1", "--out", "taken/sub"), "taken is a file, so no folder",
+        setup=lambda root: (_store(root), _file("taken")(root)), id="report-out-under-file"),
+    Bad(_s("report", "1", "--out", "/dev/null"), "--out /dev/null is not a folder",
+        setup=_store, id="report-out-dev-null"),
+    Bad(_s("report", "1", "--out", "/proc/optimlab-report"), "/proc", setup=_store,
+        id="report-out-unwritable"),
+    Bad(("report", "1", "--out", "rep", "--store", "other.sqlite"), "not an optimlab run store",
+        setup=_unrelated_database, id="report-unrelated-db"),
 ]
 
 # -- commands added by later work append their own groups here (tune, landscape, …) ----------
@@ -155,6 +282,39 @@ OTHER_CASES += [
         id="landscape-optimizer"),
     Bad(("landscape", "--out", "taken"), "exists and is not a folder",
         setup=lambda root: (root / "taken").write_text("x"), id="landscape-out-file"),
+    Bad(("compare", "--tensorboard", "taken/tb", "--epochs", "1"),
+        "taken exists and is not a folder",
+        setup=lambda root: (root / "taken").write_text("x"), id="compare-tensorboard-file"),
+]
+
+# schedule and lr-find: recipes, lengths, ranges and --out, before anything is drawn or trained
+OTHER_CASES += [
+    Bad(("schedule", "warmup_sine:warmup=2", "--epochs", "5"),
+        "unknown scheduler 'warmup_sine'; valid: recipes", id="schedule-unknown-recipe"),
+    Bad(("schedule", "warmup_cosine:warmup=5", "--epochs", "5", "--out", "s.png"),
+        "warmup=5 (5 epochs) does not fit the run of 5 epochs", id="schedule-warmup-too-long"),
+    Bad(("schedule", "wsd:warmup=40", "--epochs", "3", "--steps-per-epoch", "10"),
+        "(40 steps) does not fit the run of 30 steps", id="schedule-warmup-steps"),
+    Bad(("schedule", "warmup_cosine:warmup=1,min_lr=0.5", "--epochs", "5", "--lr", "0.1",
+         "--out", "s.png"), "min_lr=0.5 is above the optimizer's lr=0.1", id="schedule-min-lr"),
+    Bad(("schedule", "steplr:step_size=2 then cosine", "--epochs", "5"),
+        "needs a written length", id="schedule-chain-length"),
+    Bad(("schedule", "plateau", "--epochs", "5"), "no curve to preview", id="schedule-plateau"),
+    Bad(("schedule", "cosine", "--epochs", "0"), "--epochs must be an integer >= 1",
+        id="schedule-epochs"),
+    Bad(("schedule", "cosine", "--epochs", "5", "--out", "s.svg"), "expected a .png",
+        id="schedule-out"),
+    Bad(("lr-find", "--min-lr", "1", "--max-lr", "0.1", "--out", "d"),
+        "--min-lr must be below --max-lr", id="lr-find-range"),
+    Bad(("lr-find", "--min-lr", "0.1", "--max-lr", "0.1"), "--min-lr must be below --max-lr",
+        id="lr-find-equal"),
+    Bad(("lr-find", "--steps", "0"), "--steps must be an integer >= 2", id="lr-find-steps"),
+    Bad(("lr-find", "--optimizer", "nosuch"), "unknown optimizer 'nosuch'",
+        id="lr-find-optimizer"),
+    Bad(("lr-find", "--batch-size", "0"), "--batch-size must be an integer >= 1",
+        id="lr-find-batch"),
+    Bad(("lr-find", "--out", "taken"), "exists and is not a folder",
+        setup=lambda root: (root / "taken").write_text("x"), id="lr-find-out-file"),
 ]
 
 ALL_CASES = PLAN_CASES + IO_CASES + OTHER_CASES

@@ -123,7 +123,10 @@ def report_from_store(store_path: str | Path, run_ids: list[int], out_dir: str |
     seeds = max(sum(1 for x in runs if x["name"] == r["name"]) for r in runs)
     out = Path(out_dir)
     check_out_folder(out)
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UserError(f"--out {out}: cannot make the folder ({e.strerror or e})") from None
     safe = [results.json_safe(r) for r in runs]
     written = plots.write_plots(safe, out, task=task, class_names=class_names, seeds=seeds)
     for stale in set(plots.PLOT_FILES) - {f for f, _ in written}:  # an earlier report's
