@@ -81,7 +81,7 @@ def test_matches_torch_lr_finder(digits, capsys, optimizer, min_lr, max_lr, step
     ours = lr_range_test(model, opt, digits, **kw)
     assert ours.lrs == pytest.approx(ref_lrs, rel=1e-15)
     assert ours.smoothed == ref_smoothed  # same batches, same float64 arithmetic: exact
-    assert ours.suggestion == ref_steepest
+    assert ours.steepest == ref_steepest
     assert ours.stopped_early == (len(ref_lrs) < steps)
     if optimizer == "sgd" and max_lr == 10.0:
         assert ours.stopped_early, "the test case is meant to diverge"

@@ -24,7 +24,7 @@ from typing import NoReturn
 from optimlab.errors import UserError
 
 #: the sub-command modules, in the order ``optimlab --help`` lists them
-COMMANDS = ("compare", "tune", "runs", "report", "list", "landscape")
+COMMANDS = ("compare", "tune", "runs", "report", "list", "landscape", "schedule", "lr-find")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -52,7 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 #: commands whose module is named otherwise (a module ``list`` would shadow the builtin)
-_MODULES = {"list": "catalog"}
+_MODULES = {"list": "catalog", "lr-find": "lr_find"}
 
 
 def _command(name: str) -> ModuleType:

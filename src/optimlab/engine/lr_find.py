@@ -14,13 +14,19 @@ Smith's LR range test (arXiv:1506.01186, §3.3), as ``torch-lr-finder`` 0.2.2 ru
 Two suggestions are read from the smoothed curve with the first ``skip_start`` = 10 and last
 ``skip_end`` = 5 points left out (both libraries' defaults):
 
+- ``min_loss_div10`` (fastai's older ``lr_min``): the lr of the lowest s, divided by 10 — the
+  minimum sits at the edge of divergence, so a tenth of it is a cautious choice. This is
+  :attr:`LRFindResult.suggestion`, printed first and used by ``lr=find``.
 - ``steepest`` (torch-lr-finder's ``plot(suggest_lr=True)``): the lr where ``numpy.gradient``
   of s is most negative — the loss falling fastest per step, i.e. per decade of lr, since the
-  steps are evenly spaced in log lr. This is the suggestion printed first: it lies on the
-  falling part of the curve by construction, and it is the rule we match exactly against
-  torch-lr-finder.
-- ``min_loss_div10`` (fastai's older ``lr_min``): the lr of the lowest s, divided by 10 — the
-  minimum sits at the edge of divergence, so a tenth of it is a cautious choice.
+  steps are evenly spaced in log lr. Matched exactly against torch-lr-finder; printed second.
+
+Why min-loss/10 first (measured, digits / mlp, defaults 1e-7 → 10 over 100 steps, then 10
+epochs at the suggested lr, seed 0): steepest gave SGD (momentum 0.9) 0.614 → diverged,
+Adam 0.138 → 50.7 % test accuracy, RMSprop 0.0453 → 35.9 %; min-loss/10 gave 0.0614 →
+95.3 %, 0.0138 → 93.6 %, 0.000486 → 94.2 %. With β = 0.05 the average remembers ~20 steps,
+1.6 decades of lr at these settings, so the smoothed curve falls steepest late, next to the
+divergence; a tenth of the minimum stays clear of it.
 
 Deviation: torch-lr-finder keeps going after a non-finite loss (NaN compares false with its
 threshold); this test stops there, as a diverged run.
@@ -63,13 +69,13 @@ class LRFindResult:
 
     @property
     def suggestion(self) -> float | None:
-        """The lr to use: the steepest-descent rule (see the module docstring for why)."""
-        return self.steepest
+        """The lr to use: the min-loss/10 rule (see the module docstring for why)."""
+        return self.min_loss_div10
 
     def to_dict(self) -> dict[str, Any]:
         """The ``lr_find.json`` content."""
         return {"lrs": self.lrs, "losses": self.losses, "smoothed": self.smoothed,
-                "suggestion": self.suggestion, "suggestion_rule": "steepest",
+                "suggestion": self.suggestion, "suggestion_rule": "min_loss_div10",
                 "steepest": self.steepest, "min_loss_div10": self.min_loss_div10,
                 "stopped_early": self.stopped_early, "steps_run": len(self.lrs),
                 **self.settings}
