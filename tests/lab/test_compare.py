@@ -175,3 +175,91 @@ def test_foreign_checkpoint_is_a_user_error(tmp_path):
             (adam / f.name).write_bytes(f.read_bytes())  # sgd's checkpoint in adam's place
     with pytest.raises(UserError, match="another configuration|does not fit"):
         resume_comparison(out)
+
+
+def test_default_folders_are_unique_within_one_second(tmp_path, monkeypatch):
+    """Two comparisons started in the same second each get their own folder (exclusive
+    creation, a suffix on collision) — also when the folders are made concurrently."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from optimlab.lab import compare
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(compare.time, "strftime", lambda fmt: "20260101-120000")
+    cfg = CompareConfig(optimizer=("sgd:lr=0.1",), epochs=1)
+    first = run_comparison(cfg, store_path=None).out_dir
+    second = run_comparison(cfg, store_path=None).out_dir
+    assert (first.name, second.name) == ("20260101-120000-compare", "20260101-120000-compare-2")
+    assert (first / "results.json").is_file() and (second / "results.json").is_file()
+    base = compare.default_out_dir()
+    with ThreadPoolExecutor(8) as pool:
+        made = list(pool.map(lambda _: compare.make_out_dir(base, explicit=False, force=False),
+                             range(8)))
+    assert len(set(made)) == 8 and all(p.is_dir() for p in made)
+
+
+def test_explicit_out_with_files_needs_force_which_empties_it(tmp_path):
+    cfg = CompareConfig(optimizer=("sgd:lr=0.1",), epochs=1, seeds=2)
+    out = tmp_path / "out"
+    run_comparison(cfg, out_dir=out, store_path=None)
+    assert (out / "bands.png").is_file()
+    (out / "notes.txt").write_text("mine")
+    with pytest.raises(UserError, match="already holds files.*--force"):
+        run_comparison(cfg, out_dir=out, store_path=None)
+    assert (out / "notes.txt").is_file()
+    one_seed = CompareConfig(optimizer=("adam",), epochs=1)
+    run_comparison(one_seed, out_dir=out, store_path=None, force=True)
+    assert not (out / "bands.png").exists() and not (out / "notes.txt").exists()
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["adam"]
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    (foreign / "thesis.tex").write_text("keep me")
+    with pytest.raises(UserError, match="empties only a comparison's folder"):
+        run_comparison(one_seed, out_dir=foreign, store_path=None, force=True)
+    assert (foreign / "thesis.tex").read_text() == "keep me"
+
+
+@pytest.mark.parametrize(
+    ("change", "fragment"),
+    [
+        ({"patience": 0}, "patience"),
+        ({"optimizer": ("adadelta",), "scheduler": "cycliclr:base_lr=0.01,max_lr=0.1"},
+         "momentum"),
+        ({"optimizer": ("torch.LBFGS",), "scheduler": "steplr:step_size=0"}, "fails at step 1"),
+        ({"optimizer": ("sgd:lr=0.1,maximize=no",)}, "maximize must be true or false"),
+        ({"optimizer": ("torch.Muon",)}, "Muon"),  # only known when built over the model
+    ],
+)
+def test_the_whole_plan_is_checked_before_anything_is_written(tmp_path, change, fragment):
+    with pytest.raises(UserError, match=fragment):
+        run_comparison(CompareConfig(**{**TINY, **change}), out_dir=tmp_path / "out",
+                       store_path=tmp_path / "s.sqlite")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_lbfgs_runs_through_a_comparison(tmp_path):
+    cfg = CompareConfig(optimizer=("torch.LBFGS:lr=0.5,max_iter=3",), **TINY)
+    result = run_comparison(cfg, out_dir=tmp_path / "out", store_path=None)
+    (run,) = result.runs
+    assert run["status"] == "finished" and run["history"]["train_loss"][-1] < 2.0
+
+
+def test_a_run_that_crashes_on_a_bug_is_stored_as_failed(tmp_path, monkeypatch):
+    import optimlab.engine
+
+    real_fit = optimlab.engine.fit
+
+    def buggy_fit(*args, **kwargs):
+        def crash(epoch, row):
+            if epoch == 2:
+                raise RuntimeError("a bug in epoch 2")
+        return real_fit(*args, **{**kwargs, "on_epoch_end": crash})
+
+    monkeypatch.setattr(optimlab.engine, "fit", buggy_fit)
+    with pytest.raises(RuntimeError, match="a bug"):
+        run_comparison(CompareConfig(optimizer=("sgd:lr=0.1",), **TINY),
+                       out_dir=tmp_path / "out", store_path=tmp_path / "s.sqlite")
+    with RunStore(tmp_path / "s.sqlite") as store:
+        (run,) = store.list_runs()
+        assert run["status"] == "failed"
+        assert "RuntimeError: a bug in epoch 2" in store.get_run(run["id"])["result"]["error"]

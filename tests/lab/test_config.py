@@ -58,8 +58,33 @@ def test_missing_file(tmp_path):
         ({"optimizer": [1]}, "non-empty list"),
         ({"min_delta": -1}, "min_delta"),
         ({"dataset": 3}, "dataset must be a string"),
+        ({"patience": 0}, "patience must be >= 1"),
+        ({"min_delta": float("nan")}, "min_delta must be a finite number"),
+        ({"min_delta": float("inf")}, "min_delta must be a finite number"),
+        ({"min_delta": 10**400}, "min_delta must be a finite number"),
+        ({"seed": 99999999999999999999}, "seed must be between 0 and 2\\*\\*63-1"),
+        ({"seed": 2**63 - 1, "seeds": 2}, "seed \\+ seeds - 1"),
+        ({"threads": 100000}, "threads must be between 1 and"),
+        ({"epochs": "9" * 5000}, "epochs must be an integer"),
     ],
 )
 def test_bad_values(overrides, fragment):
     with pytest.raises(UserError, match=fragment):
         load_config(None, overrides)
+
+
+def test_toml_values_are_checked_like_flags(tmp_path):
+    path = tmp_path / "lab.toml"
+    path.write_text("min_delta = nan\n")
+    with pytest.raises(UserError, match="min_delta must be a finite number"):
+        load_config(path)
+    path.write_text("seed = 9223372036854775807\nseeds = 2\n")
+    with pytest.raises(UserError, match="seeds - 1"):
+        load_config(path)
+    assert load_config(None, {"seed": 2**63 - 1}).seed == 2**63 - 1
+
+
+def test_long_values_are_cut():
+    with pytest.raises(UserError) as err:
+        load_config(None, {"dataset": ["x" * 5000]})
+    assert len(str(err.value)) < 200
