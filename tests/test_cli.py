@@ -161,9 +161,28 @@ def test_help_has_examples(capsys):
         cli.main(["compare", "--help"])
     out = capsys.readouterr().out
     assert exit_.value.code == 0
-    assert "examples:" in out and "--optimizer sgd:lr=0.01,momentum=0.9,nesterov=true" in out
+    assert "examples:" in out and "--optimizer 'adam:lr=1e-3,betas=(0.9,0.99)'" in out
     for flag in ("--seeds", "--scheduler", "--resume", "--store", "--config", "--device"):
         assert flag in out
+
+
+def test_help_examples_paste_into_a_shell_and_parse():
+    """Every example reads as the shell would split it, with no unquoted ( ) ; | & < >."""
+    import shlex
+
+    from optimlab.cli.compare import EPILOG
+
+    text = EPILOG.split("examples:", 1)[1].replace("\\\n", " ")
+    examples = [line.split("#")[0].strip() for line in text.splitlines() if line.strip()]
+    assert len(examples) >= 8
+    parser = cli.build_parser()
+    for line in examples:
+        lexer = shlex.shlex(line, posix=True, punctuation_chars=True)
+        lexer.whitespace_split = True
+        tokens = list(lexer)
+        assert not any(t and t[0] in "();|&<>" for t in tokens), line  # quoted, so pasteable
+        assert tokens[0] == "optimlab", line
+        parser.parse_args(tokens[1:])  # argparse exits 2 on a wrong example
 
 
 def test_argparse_errors_are_one_line(capsys):

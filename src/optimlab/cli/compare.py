@@ -18,6 +18,7 @@ EPILOG = """examples:
   optimlab compare --out runs/mine --force          # empty runs/mine (a comparison) first
   optimlab compare --config lab.toml --epochs 10    # flags override the file
   optimlab compare --resume runs/20260101-120000-compare
+  optimlab list                                     # every name with its defaults
   optimlab runs list --json
   optimlab runs show 3
   optimlab report 1 2 3 --out runs/my-report
