@@ -16,6 +16,8 @@ Prints the median (and minimum) seconds per epoch and the ratios fit/floor and s
 
     python benchmarks/train_loop.py            # 5 timed epochs per method and batch size
     python benchmarks/train_loop.py --quick    # 2 timed epochs, smaller data
+    python benchmarks/train_loop.py --telemetry --threads 1   # fit(telemetry=True) vs off,
+                                               # digits/mlp batch 64 (the default compare run)
 """
 
 from __future__ import annotations
@@ -136,6 +138,30 @@ def report(batch_size: int, times: dict[str, list[float]]) -> None:
         print(f"batch {batch_size:5d} {label:6s} s/epoch: {cols}\n{'':19s}{ratios}")
 
 
+def telemetry_bench(reps: int) -> None:
+    """fit with and without telemetry on the default comparison's run (digits, mlp, batch 64),
+    interleaved epoch by epoch; telemetry should cost <= 10% (issue 12)."""
+    from optimlab.data import load_dataset
+
+    data = load_dataset("digits", seed=0)
+    for name, make in (("sgd momentum 0.9", lambda p: torch.optim.SGD(p, lr=1e-3, momentum=0.9)),
+                       ("adam", lambda p: torch.optim.Adam(p, lr=1e-3))):
+        runs = {}
+        for telemetry in (False, True):
+            model = build_model("mlp", data.input_shape, data.num_outputs, seed=0)
+            runs[telemetry] = (model, make(model.parameters()))
+        times: dict[bool, list[float]] = {False: [], True: []}
+        for rep in range(reps + 1):  # the first epoch is a warm-up
+            for telemetry, (model, opt) in runs.items():
+                wall = fit(model, opt, data, epochs=1, seed=rep, progress=False,
+                           telemetry=telemetry).history.wall_time[-1]
+                if rep:
+                    times[telemetry].append(wall)
+        off, on = statistics.median(times[False]), statistics.median(times[True])
+        print(f"digits/mlp batch 64, {name}: s/epoch without telemetry {off:.4f}, with "
+              f"{on:.4f}; with/without {on / off:.3f} (median of {reps} epochs)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="2 epochs on 12000 examples")
@@ -144,9 +170,14 @@ def main() -> None:
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[64, 4096])
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
     parser.add_argument("--no-compile", action="store_true", help="skip fit(compile=True)")
+    parser.add_argument("--telemetry", action="store_true",
+                        help="only fit with and without telemetry on digits/mlp")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.telemetry:
+        telemetry_bench(args.reps or 200)
+        return
     n = 12000 if args.quick else 60000
     reps = args.reps or (2 if args.quick else 5)
     gen = torch.Generator().manual_seed(0)
