@@ -288,3 +288,23 @@ def test_closed_pipe_ends_quietly(tmp_path):
         code = proc.wait(timeout=120)
         assert err == "", err
         assert code in (0, 141), code  # 0: everything fitted in the pipe before it closed
+
+
+@pytest.mark.parametrize(("umask", "file_mode"), [(0o022, 0o644), (0o077, 0o600)])
+def test_output_files_honour_the_umask(tmp_path, umask, file_mode):
+    """results, plots, report, checkpoints and store: readable by others under umask 022."""
+    import stat
+
+    proc = subprocess.run(
+        [sys.executable, "-m", "optimlab", "compare", "--optimizer", "sgd", "--epochs", "2",
+         "--checkpoint-every", "1", "--out", "o", "--store", "s.sqlite", "--quiet"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=300,
+        preexec_fn=lambda: os.umask(umask))
+    assert proc.returncode == 0, proc.stderr
+    files = [p for p in (tmp_path / "o").rglob("*") if p.is_file()] + [tmp_path / "s.sqlite"]
+    names = {p.name for p in files}
+    assert {"results.json", "history.csv", "report.html", "comparison.json", "train_loss.png",
+            "result.json"} <= names
+    assert any(n.endswith(".pt") for n in names)  # a checkpoint
+    modes = {str(p.relative_to(tmp_path)): oct(stat.S_IMODE(p.stat().st_mode)) for p in files}
+    assert set(modes.values()) == {oct(file_mode)}, modes
