@@ -12,6 +12,7 @@ import pytest
 import test_lion
 import test_lookahead
 import test_muon
+import test_prodigy
 import test_sam
 import test_schedulefree
 import torch
@@ -21,7 +22,7 @@ from test_optim_mutants import _mutant
 from test_torch_family_new import NEW_BY_NAME
 
 import optimlab.optim as oo
-from optimlab.optim import lookahead, sam
+from optimlab.optim import lookahead, prodigy, sam
 
 STEPS = 20
 
@@ -66,6 +67,15 @@ def _lookahead(kwargs, dtype):
     gen = torch.Generator().manual_seed(1)
     return train_pair(ours, ours_p, theirs, theirs_p, STEPS, gen) or diff_values(
         ours.state_dict(), theirs.state_dict(), "state_dict"
+    )
+
+
+def _prodigy(kwargs, dtype):
+    ours, ours_p = test_prodigy._built(oo.Prodigy, kwargs, dtype)
+    theirs, theirs_p = test_prodigy._built(test_prodigy.prodigyopt.Prodigy, kwargs, dtype)
+    gen = torch.Generator().manual_seed(1)
+    return train_pair(ours, ours_p, theirs, theirs_p, STEPS, gen) or diff_state_dicts(
+        ours.state_dict(), theirs.state_dict()
     )
 
 
@@ -118,6 +128,14 @@ MUTANTS = [
     ("lookahead: slow step by mul/add", lambda k, d: _lookahead(k, d),
      (lookahead, "lookahead_update"), {"alpha": 0.3}, torch.float32,
      "fast.lerp_(slow, 1.0 - alpha)", "fast.mul_(alpha).add_(slow, alpha=1.0 - alpha)"),
+    ("prodigy: m's d-weighted average by lerp", lambda k, d: _prodigy(k, d),
+     (prodigy, "prodigy_accumulate"), {}, torch.float32,
+     "exp_avg.mul_(beta1).add_(grad, alpha=d * (1 - beta1))",
+     "exp_avg.lerp_(grad * d, 1 - beta1)"),
+    ("prodigy: d·ε added before the root", lambda k, d: _prodigy(k, d),
+     (prodigy, "prodigy_update"), {}, torch.float64,
+     "denom = exp_avg_sq.sqrt().add_(d * eps)",
+     "denom = exp_avg_sq.add((d * eps) ** 2).sqrt_()"),
 ]
 
 

@@ -6,9 +6,19 @@ import doctest
 
 import pytest
 
-from optimlab.optim import adamax, lion, muon, nadam, radam, sam, schedulefree
+from optimlab.optim import (
+    adamax,
+    lion,
+    lookahead,
+    muon,
+    nadam,
+    prodigy,
+    radam,
+    sam,
+    schedulefree,
+)
 
-MODULES = [nadam, radam, adamax, lion, muon, schedulefree, sam]
+MODULES = [nadam, radam, adamax, lion, muon, schedulefree, sam, lookahead, prodigy]
 
 
 @pytest.mark.parametrize("module", MODULES, ids=lambda m: m.__name__)

@@ -25,6 +25,7 @@ from .lion import Lion, lion_update
 from .lookahead import Lookahead
 from .muon import Muon, muon_update
 from .nadam import NAdam, nadam_update
+from .prodigy import Prodigy, prodigy_update
 from .radam import RAdam, radam_update
 from .rmsprop import RMSprop, rmsprop_update
 from .sam import SAM
@@ -48,6 +49,7 @@ __all__ = [
     "Lookahead",
     "Muon",
     "NAdam",
+    "Prodigy",
     "RAdam",
     "RMSprop",
     "SAM",
@@ -63,6 +65,7 @@ __all__ = [
     "lion_update",
     "muon_update",
     "nadam_update",
+    "prodigy_update",
     "radam_update",
     "rmsprop_update",
     "sgd_schedulefree_update",
@@ -80,6 +83,7 @@ _REGISTRY: dict[str, type[Optimizer]] = {
     "lookahead": Lookahead,
     "muon": Muon,
     "nadam": NAdam,
+    "prodigy": Prodigy,
     "radam": RAdam,
     "rmsprop": RMSprop,
     "sam": SAM,
