@@ -18,11 +18,15 @@ from optimlab.errors import UserError
 from optimlab.lab.landscape.functions import FUNCTIONS, Point, TestFunction
 from optimlab.lab.spec import Spec, build_optimizer, parse_spec, unique_names
 
-#: the default comparison's optimizers (lab.config.DEFAULT_SUITE) with learning rates that
-#: move on Rosenbrock in 500 steps: the SGD family keeps lr 1e-3 (larger diverges from
-#: (−1.5, 2), where the curvature across the valley is ~1900), while Adagrad, RMSprop and Adam
-#: at 1e-3 move at most 0.5 in 500 steps, so they get 0.1, 0.01 and 0.05; Adadelta keeps lr 1.0
-#: — its first steps are ~√ε = 1e-3, so it barely leaves the start, which is its lesson.
+#: the default comparison's optimizers (lab.config.DEFAULT_SUITE), with learning rates that
+#: make visible progress on Rosenbrock from (−1.5, 2) in 500 steps. The SGD family keeps lr
+#: 1e-3. Adagrad, RMSprop and Adam at the default 1e-3 move only 0.05, 0.19 and 0.08 from the
+#: start in 500 steps (measured), so they get 0.5, 0.01 and 0.05; Adadelta keeps lr 1.0.
+#: Measured end points (float64, no noise): SGD (−1.11, 1.25) f 4.5; momentum 0.9
+#: (0.93, 0.87) f 0.0044; 0.99 (0.86, 0.70) f 0.097; 0.99 + weight decay (1.04, 1.07) f 0.0038;
+#: Nesterov 0.99 overshoots out of the domain (y > 3) at step 43: diverged; Adagrad
+#: (−0.98, 0.96) f 3.9; RMSprop (0.01, 0.00) f 0.98; Adam (0.67, 0.44) f 0.11; Adadelta
+#: (−0.99, 1.00) f 4.0. The minimum is f(1, 1) = 0.
 LANDSCAPE_SUITE: tuple[str, ...] = (
     "sgd:lr=1e-3",
     "sgd:lr=1e-3,momentum=0.9",
@@ -108,30 +112,34 @@ def run_path(fn: TestFunction, spec: Spec, *, start: Point, steps: int, noise: f
     point = torch.tensor(start, dtype=torch.float64, requires_grad=True)
     optimizer = build_optimizer(spec, [point])
     generator = torch.Generator().manual_seed(seed)
+    values: list[torch.Tensor] = []  # f at each closure call; the first of a step is f(path[i])
 
     def closure() -> torch.Tensor:
         optimizer.zero_grad(set_to_none=True)
-        value = fn(point[0], point[1])
+        value = fn(*point.unbind())
         value.backward()
         if noise > 0:
             assert point.grad is not None
             point.grad = point.grad + noise * torch.randn(
                 2, generator=generator, dtype=torch.float64)
+        values.append(value.detach())
         return value
 
-    path, losses, status = [start], [_value(fn, point)], "finished"
+    path, losses, status = [start], [], "finished"
     for _ in range(steps):
+        values.clear()
         optimizer.step(closure)
-        x, y = (float(v) for v in point.detach())
-        loss = _value(fn, point)
-        if not (fn.contains(x, y) and math.isfinite(loss)):
+        losses.append(float(values[0]) if values else _value(fn, point))
+        x, y = point.detach().tolist()
+        if not fn.contains(x, y):
             status = "diverged"
             break
         path.append((x, y))
-        losses.append(loss)
+    if status == "finished":
+        losses.append(_value(fn, point))
     return Trajectory(name or spec.label, spec.text, path, losses, status)
 
 
 def _value(fn: TestFunction, point: torch.Tensor) -> float:
     with torch.no_grad():
-        return float(fn(point[0], point[1]))
+        return float(fn(*point.unbind()))
