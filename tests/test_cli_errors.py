@@ -315,6 +315,14 @@ OTHER_CASES += [
         id="lr-find-batch"),
     Bad(("lr-find", "--out", "taken"), "exists and is not a folder",
         setup=lambda root: (root / "taken").write_text("x"), id="lr-find-out-file"),
+    Bad(("compare", "--scheduler", "warmup_cosine:warmup=40", "--schedule-every", "step",
+         "--epochs", "2"), "(40 steps) does not fit the run of 34 steps",
+        id="compare-warmup-steps"),
+    Bad(("compare", "--schedule-every", "batch"), "invalid choice: 'batch'",
+        id="compare-schedule-every"),
+    Bad(("compare", "--optimizer", "adam:lr=find", "--scheduler", "warmup_cosine"),
+        "warmup_cosine needs warmup=N", id="compare-lr-find-checks-first"),
+    Bad(("compare", "--optimizer", "adam:lr=find,betas=2"), "betas", id="compare-lr-find-spec"),
 ]
 
 ALL_CASES = PLAN_CASES + IO_CASES + OTHER_CASES

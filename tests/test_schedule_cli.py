@@ -71,3 +71,24 @@ def test_resolve_lr_find_writes_the_suggestion_into_the_spec():
     assert spec.hparams == {"momentum": 0.9, "lr": float(f"{direct.suggestion:.3g}"),
                             "nesterov": True}
     assert resolve_lr_find("adam:lr=0.01", data, "mlp", 1) == ("adam:lr=0.01", None)
+
+
+def test_compare_resolves_lr_find_and_steps_per_batch(tmp_path, capsys):
+    from optimlab.engine.recipes import RunLength, schedule_lrs
+
+    out = tmp_path / "c"
+    code = cli.main(["compare", "--optimizer", "adam:lr=find", "--optimizer", "sgd:lr=0.05",
+                     "--epochs", "2", "--scheduler", "warmup_cosine:warmup=20",
+                     "--schedule-every", "step", "--device", "cpu", "--out", str(out),
+                     "--store", str(tmp_path / "s.sqlite"), "--quiet"])
+    assert code == 0, capsys.readouterr().err
+    saved = json.loads((out / "results.json").read_text())
+    data = load_dataset("digits", seed=0)
+    expected, _ = resolve_lr_find("adam:lr=find", data, "mlp", 0, 64)
+    assert saved["config"]["optimizer"] == [expected, "sgd:lr=0.05"]
+    assert saved["config"]["schedule_every"] == "step"
+    assert json.loads((out / "comparison.json").read_text())["config"]["optimizer"][0] == expected
+    sgd = next(r for r in saved["runs"] if r["spec"] == "sgd:lr=0.05")
+    # 1079 training digits, batches of 64: 17 steps an epoch; warmup spans epoch 1 and 2
+    preview = schedule_lrs("warmup_cosine:warmup=20", RunLength(2, 17, "step"), lr=0.05)
+    assert sgd["history"]["lr"] == [preview[0], preview[17]]

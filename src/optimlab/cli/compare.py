@@ -24,9 +24,9 @@ EPILOG = """examples:
   optimlab report 1 2 3 --out runs/my-report
 """
 
-COMPARE_FLAGS = ("dataset", "model", "optimizer", "scheduler", "epochs", "batch_size", "seed",
-                 "seeds", "val_every", "patience", "min_delta", "device", "data_dir",
-                 "checkpoint_every", "threads")
+COMPARE_FLAGS = ("dataset", "model", "optimizer", "scheduler", "schedule_every", "epochs",
+                 "batch_size", "seed", "seeds", "val_every", "patience", "min_delta", "device",
+                 "data_dir", "checkpoint_every", "threads")
 
 
 def add_parser(sub: Any) -> None:
@@ -41,7 +41,11 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--optimizer", action="append", metavar="SPEC",
                    help="name or name:key=value,... (repeatable), e.g. sgd:lr=0.1,momentum=0.9;"
                    " torch.Name for torch.optim's class")
-    p.add_argument("--scheduler", metavar="SPEC", help="e.g. steplr:step_size=30,gamma=0.1")
+    p.add_argument("--scheduler", metavar="SPEC",
+                   help="e.g. steplr:step_size=30,gamma=0.1, warmup_cosine:warmup=5, "
+                   "'linearlr:total_iters=5 then cosine' (see optimlab schedule)")
+    p.add_argument("--schedule-every", choices=("epoch", "step"),
+                   help="step the scheduler every epoch (default) or every batch")
     p.add_argument("--epochs", type=int)
     p.add_argument("--batch-size", type=int)
     p.add_argument("--seed", type=int, help="first seed (default 0)")

@@ -215,7 +215,7 @@ def fit(
     settings = {"batch_size": batch_size, "seed": seed, "loss": loss,
                 "scheduler": None if schedule is None else schedule.name,
                 "scheduler_args": None if schedule is None else schedule.kwargs,
-                "schedule_every": schedule_every,
+                **({"schedule_every": "step"} if per_step else {}),  # old checkpoints fit
                 "val_every": val_every, "clip_grad_norm": clip_grad_norm}
     run = RunState(model, optimizer, None if schedule is None else schedule.build(optimizer),
                    early_stopping, torch.Generator().manual_seed(seed),

@@ -280,7 +280,7 @@ def _in_sequence(optimizer: torch.optim.Optimizer, phases: list[tuple[Any, int]]
 def _needs_warmup(recipe: str, kwargs: dict[str, Any]) -> int:
     if "warmup" not in kwargs:
         raise UserError(f"{recipe} needs warmup=N (scheduler steps: epochs, or batches with "
-                        "schedule_every=step), e.g. {recipe}:warmup=5")
+                        f"schedule_every=step), e.g. {recipe}:warmup=5")
     return _int_arg(recipe, "warmup", kwargs["warmup"], 0)
 
 

@@ -103,7 +103,7 @@ def check_plan(planned: list[PlannedRun], config: CompareConfig, model: Any, dat
     from optimlab.engine.recipes import RunLength, for_run
 
     steps_per_epoch = max(1, -(-len(data.train) // config.batch_size))
-    length = RunLength(config.epochs, steps_per_epoch, "epoch")
+    length = RunLength(config.epochs, steps_per_epoch, config.schedule_every)
     for run in planned:
         optimizer = build_optimizer(run.spec, model.parameters())
         if run.schedule is not None:
@@ -224,7 +224,8 @@ def run_config(config: CompareConfig, run: PlannedRun, seed: int) -> dict[str, A
     return {"dataset": config.dataset, "model": config.model, "optimizer": run.spec.text,
             "seed": seed, "epochs": config.epochs, "batch_size": config.batch_size,
             "scheduler": config.scheduler, "val_every": config.val_every,
-            "patience": config.patience, "min_delta": config.min_delta}
+            "patience": config.patience, "min_delta": config.min_delta,
+            **({"schedule_every": "step"} if config.schedule_every == "step" else {})}
 
 
 def _load_state(out_dir: Path) -> dict[str, Any]:
@@ -277,6 +278,10 @@ def run_comparison(
         check_out_dir(out, explicit=explicit, force=force)
     if tensorboard is not None:
         check_log_dir(tensorboard)
+    if not resume:  # lr=find: a range test per such spec (the saved config holds its lrs)
+        from optimlab.lab.learning_rates import resolve_config_lr_find
+
+        config = resolve_config_lr_find(config, device=resolve_device(config.device), log=say)
     planned = plan(config)
     device = resolve_device(config.device)
     seeds = list(range(config.seed, config.seed + config.seeds))
@@ -410,7 +415,8 @@ def _one_run(config: CompareConfig, run: PlannedRun, seed: int, data: Any, out: 
     status = "interrupted"
     try:
         fitted = fit(model, optimizer, data, epochs=config.epochs, batch_size=config.batch_size,
-                     seed=seed, scheduler=run.schedule, val_every=config.val_every,
+                     seed=seed, scheduler=run.schedule, schedule_every=config.schedule_every,
+                     val_every=config.val_every,
                      early_stopping=stopper, progress=progress,
                      progress_label=f"{run.name} seed {seed}", checkpoint_dir=ckpt,
                      checkpoint_every=config.checkpoint_every, resume=resume, config=rc,

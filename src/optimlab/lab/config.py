@@ -55,6 +55,7 @@ class CompareConfig:
     model: str = "mlp"  # a name from optimlab.models.MODEL_NAMES
     optimizer: tuple[str, ...] = DEFAULT_SUITE  # optimizer specs, in table/plot order
     scheduler: str | None = None  # one scheduler spec applied to every run, or none
+    schedule_every: str = "epoch"  # the scheduler steps every "epoch", or every batch ("step")
     epochs: int = 30  # maximum epochs per run
     batch_size: int = 64  # minibatch size (same batches for every optimizer)
     seed: int = 0  # first seed: initial weights, data split and batch order
@@ -85,7 +86,7 @@ SEED_MAX = 2**63 - 1  # torch's and NumPy's seeds are 64-bit
 _INT_FIELDS = {"epochs": 1, "batch_size": 1, "seed": 0, "seeds": 1, "val_every": 1,
                "patience": 1, "checkpoint_every": 1, "threads": 1}
 _INT_MAXIMA = {"seed": (SEED_MAX, "2**63-1"), "seeds": (10_000, "10000")}
-_CHOICES = {"device": ("auto", "cpu", "cuda")}
+_CHOICES = {"device": ("auto", "cpu", "cuda"), "schedule_every": ("epoch", "step")}
 
 
 def valid_keys() -> list[str]:

@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import io
 import math
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -203,3 +204,45 @@ def resolve_lr_find(spec_text: str, data: Any, model_name: str, seed: int,
     items = [f"{k}={format_value(float(f'{result.suggestion:.3g}') if k == 'lr' else v)}"
              for k, v in spec.hparams.items()]
     return f"{spec.name}:{','.join(items)}", result
+
+
+def _with_lr(spec_text: str, lr: float) -> str:
+    from optimlab.lab.spec import format_value, parse_spec
+
+    spec = parse_spec(spec_text)
+    items = [f"{k}={format_value(lr if k == 'lr' else v)}" for k, v in spec.hparams.items()]
+    return f"{spec.name}:{','.join(items)}"
+
+
+def resolve_config_lr_find(config: Any, *, device: str,
+                           log: Callable[[str], None] | None = None) -> Any:
+    """``compare``'s ``lr=find``: each optimizer spec saying ``lr=find`` gets the range test's
+    suggested lr written in (defaults: 1e-7 → 10 over 100 batches of ``config.batch_size``),
+    on the first seed's data split, initial weights and batch order; every seed then uses
+    that lr. The whole plan is checked first (with lr=10, the top of the range, standing in),
+    so a mistake costs no range test. The returned config holds plain numbers (what
+    ``comparison.json`` saves for ``--resume``).
+    """
+    from optimlab.data import load_dataset
+    from optimlab.lab.compare import check_plan, plan
+    from optimlab.models import build_model
+
+    texts = list(config.optimizer)
+    finds = [wants_lr_find(t) for t in texts]
+    if not any(finds):
+        return config
+    stand_in = replace(config, optimizer=tuple(_with_lr(t, 10.0) if f else t
+                                               for t, f in zip(texts, finds, strict=True)))
+    planned = plan(stand_in)
+    data = load_dataset(config.dataset, data_dir=config.data_dir, seed=config.seed,
+                        device=device)
+    model = build_model(config.model, data.input_shape, data.num_outputs, seed=config.seed)
+    check_plan(planned, stand_in, model.to(device), data)
+    resolved = []
+    for text in texts:
+        new, result = resolve_lr_find(text, data, config.model, config.seed, config.batch_size)
+        if result is not None and log is not None:
+            log(f"lr=find: {text} → {new} (range test: {len(result.lrs)} batches, "
+                f"steepest descent at lr {result.steepest:.3g})")
+        resolved.append(new)
+    return replace(config, optimizer=tuple(resolved))
