@@ -45,3 +45,21 @@ def test_replaces_whole_and_leaves_no_temporary(tmp_path):
     atomic_write_text(path, "new")
     assert path.read_text() == "new"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["f.txt"]
+
+
+def test_read_json_object_refuses_anything_but_an_object(tmp_path):
+    from optimlab.atomic import read_json_object
+    from optimlab.errors import UserError
+
+    atomic_write_text(tmp_path / "ok.json", '{"a": 1}')
+    assert read_json_object(tmp_path / "ok.json") == {"a": 1}
+    for name, content, fragment in (("list.json", "[1,2]", "expected a JSON object, found list"),
+                                    ("half.json", '{"a": ', "not JSON"),
+                                    ("bin.json", b"\xff\xfe\0", "not JSON")):
+        path = tmp_path / name
+        path.write_bytes(content if isinstance(content, bytes) else content.encode())
+        with pytest.raises(UserError, match=fragment) as e:
+            read_json_object(path, "a run's record")
+        assert f"{path} (a run's record) is damaged" in str(e.value)
+    with pytest.raises(UserError, match="cannot read"):
+        read_json_object(tmp_path, "a folder")

@@ -17,9 +17,9 @@ import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
-__all__ = ["atomic_open", "atomic_write_bytes", "atomic_write_text"]
+__all__ = ["atomic_open", "atomic_write_bytes", "atomic_write_text", "read_json_object"]
 
 
 @contextmanager
@@ -74,3 +74,28 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
 def atomic_write_text(path: str | Path, text: str) -> None:
     """Write ``text`` (UTF-8) to ``path`` atomically."""
     atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def read_json_object(path: str | Path, what: str = "") -> dict[str, Any]:
+    """Read back a JSON object this package wrote (``results.json``, ``comparison.json``, …).
+
+    The file is user-reachable data: anything but a JSON object — unreadable, not JSON,
+    ``[1, 2]`` — is a :class:`~optimlab.errors.UserError` naming the file (and ``what`` it
+    should be), never a TypeError from the caller's first ``.get``.
+    """
+    import json
+
+    from optimlab.errors import UserError
+
+    path = Path(path)
+    label = f"{path} ({what})" if what else str(path)
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as e:
+        raise UserError(f"cannot read {label}: {e.strerror or e}") from None
+    except ValueError as e:  # JSONDecodeError and UnicodeDecodeError
+        raise UserError(f"{label} is damaged: not JSON ({e})") from None
+    if not isinstance(value, dict):
+        raise UserError(f"{label} is damaged: expected a JSON object, found "
+                        f"{type(value).__name__} {json.dumps(value)[:40]}")
+    return value
