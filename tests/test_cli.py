@@ -333,3 +333,22 @@ def test_output_files_honour_the_umask(tmp_path, umask, file_mode):
     assert any(n.endswith(".pt") for n in names)  # a checkpoint
     modes = {str(p.relative_to(tmp_path)): oct(stat.S_IMODE(p.stat().st_mode)) for p in files}
     assert set(modes.values()) == {oct(file_mode)}, modes
+
+
+def test_runs_list_and_show_give_no_test_accuracy_for_a_diverged_run(tmp_path, monkeypatch,
+                                                                    capsys):
+    from optimlab.lab import RunStore
+
+    monkeypatch.chdir(tmp_path)
+    with RunStore("s.sqlite") as store:
+        rid = store.start_run(store.add_experiment({}, None, {}), name="sgd(lr=1e+10)",
+                              optimizer="sgd", hparams={"lr": 1e10}, seed=0, config={})
+        store.log_epoch(rid, 1, {"train_loss": float("nan"), "lr": 1e10})
+        store.finish_run(rid, "diverged", wall_seconds=0.1,
+                         result={"test_accuracy": 0.078, "test_loss": None, "epochs_run": 1})
+    code, listed, _ = run_main(["runs", "list", "--store", "s.sqlite"], capsys)
+    assert code == 0 and "7.8%" not in listed
+    assert listed.splitlines()[1].split()[2:5] == ["diverged", "0", "—"]
+    code, shown, _ = run_main(["runs", "show", str(rid), "--store", "s.sqlite"], capsys)
+    assert code == 0 and "0.078" not in shown and "10000000000" not in shown
+    assert "hparams: lr=1e+10" in shown and "—" in shown.splitlines()[-1]

@@ -27,6 +27,7 @@ def add_parser(sub: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     """List the store's runs or show one."""
     from optimlab.lab import RunStore
+    from optimlab.lab.results import format_hparams
 
     with RunStore(args.store, read_only=True) as store:
         if args.runs_command == "list":
@@ -52,6 +53,8 @@ def run(args: argparse.Namespace) -> int:
             value = {k: v for k, v in value.items() if k != "confusion_matrix"}
             if run["status"] == "diverged":  # measured on non-finite weights
                 value = {k: v for k, v in value.items() if not k.startswith("test_")}
+        if key == "hparams":  # as a spec writes them: lr=1e+10, not 10000000000.0
+            value = format_hparams(value)
         print(f"{key:>14}: {json.dumps(value) if isinstance(value, dict) else value}")
     h = run["history"]
     print(f"\n{'epoch':>5}  {'train loss':>10}  {'val loss':>10}  {'val acc':>7}  {'lr':>9}")
