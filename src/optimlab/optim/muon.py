@@ -216,5 +216,7 @@ class Muon(RuleOptimizer):
 
     def _init_state(self, p: Tensor, group: dict[str, Any]) -> dict[str, Any]:
         state = self.state[p]
-        state["momentum_buffer"] = torch.zeros_like(p.grad, memory_format=torch.preserve_format)
+        grad = p.grad
+        assert grad is not None  # state starts at the first step with a gradient
+        state["momentum_buffer"] = torch.zeros_like(grad, memory_format=torch.preserve_format)
         return state

@@ -10,7 +10,7 @@ testing or saving a checkpoint, as with the reference package.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor
@@ -168,9 +168,9 @@ class _ScheduleFree(RuleOptimizer):
 
     Its table is Schedule-Free SGD's; AdamW's overrides it."""
 
-    rule = staticmethod(sgd_schedulefree_update)
-    state_keys: tuple[str, ...] = ("z",)
-    hyperparams: tuple[str, ...] = ("lr", "ckp1", "momentum", "weight_decay")
+    rule: ClassVar[Callable[..., None]] = staticmethod(sgd_schedulefree_update)
+    state_keys: ClassVar[tuple[str, ...]] = ("z",)
+    hyperparams: ClassVar[tuple[str, ...]] = ("lr", "ckp1", "momentum", "weight_decay")
 
     def _interpolation(self, group: dict[str, Any]) -> float:
         """:math:`\beta`, where :math:`y` sits between :math:`z` and :math:`x`."""
