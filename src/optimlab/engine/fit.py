@@ -271,6 +271,7 @@ def fit(
             if path is not None and run.epoch % checkpoint_every == 0 and run.epoch < epochs:
                 ckpt.save_atomic(ckpt.capture(run, "interrupted"), path)
     except KeyboardInterrupt:
+        modes.eval()  # the returned model holds the evaluation weights, as on every other end
         return _result(run, "interrupted")  # the last checkpoint on disk stays as it was
     finally:
         bar.close()
