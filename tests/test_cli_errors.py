@@ -325,6 +325,13 @@ OTHER_CASES += [
     Bad(("compare", "--optimizer", "adam:lr=find,betas=2"), "betas", id="compare-lr-find-spec"),
 ]
 
+# explain: an unknown optimizer name, with the valid ones
+OTHER_CASES += [
+    Bad(("explain", "nosuch"), "unknown optimizer 'nosuch'; valid: adadelta, adagrad, adam",
+        id="explain-unknown"),
+    Bad(("explain", "adam", "extra"), "unrecognized arguments: extra", id="explain-two-names"),
+]
+
 ALL_CASES = PLAN_CASES + IO_CASES + OTHER_CASES
 
 

@@ -24,7 +24,8 @@ from typing import NoReturn
 from optimlab.errors import UserError
 
 #: the sub-command modules, in the order ``optimlab --help`` lists them
-COMMANDS = ("compare", "tune", "runs", "report", "list", "landscape", "schedule", "lr-find")
+COMMANDS = ("compare", "tune", "runs", "report", "list", "explain", "landscape", "schedule",
+            "lr-find")
 
 
 class _Parser(argparse.ArgumentParser):

@@ -103,6 +103,9 @@ class Lookahead(Optimizer):
         extension (the paper keeps the inner state).
     """
 
+    #: the synchronisation step (the inner optimizer does the rest)
+    rule = staticmethod(lookahead_update)
+
     def __init__(
         self,
         optimizer: Any,

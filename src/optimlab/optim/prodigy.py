@@ -164,6 +164,9 @@ class Prodigy(Optimizer):
     printed; ``fsdp_in_use=True`` raises ``NotImplementedError``.
     """
 
+    #: the update step (its docstring holds the whole algorithm; the class drives the passes)
+    rule = staticmethod(prodigy_update)
+
     def __init__(
         self,
         params: Any,
