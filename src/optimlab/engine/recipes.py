@@ -38,7 +38,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 from torch.optim import lr_scheduler as lrs
@@ -46,9 +46,6 @@ from torch.optim import lr_scheduler as lrs
 from optimlab.engine.arguments import check_arguments, shown
 from optimlab.engine.schedules import Schedule, parse_schedule, scheduler_class, scheduler_names
 from optimlab.errors import UserError
-
-if TYPE_CHECKING:
-    from optimlab.lab.spec import Spec
 
 EVERY = ("epoch", "step")
 _THEN = re.compile(r"\s+then\s+", re.IGNORECASE)
@@ -78,12 +75,21 @@ class RunLength:
 
 
 @dataclass(frozen=True)
+class Part:
+    """One scheduler (or recipe) of a schedule spec: its name and arguments as written."""
+
+    name: str
+    hparams: dict[str, Any]
+    text: str
+
+
+@dataclass(frozen=True)
 class Composite(Schedule):
     """A schedule that needs the run's length: a recipe, a chain, or a torch scheduler whose
     length argument was left out. :func:`for_run` binds the length; then it is a
     :class:`~optimlab.engine.schedules.Schedule` like any other (``build``, ``check``)."""
 
-    parts: tuple[Spec, ...] = ()
+    parts: tuple[Part, ...] = ()
     length: RunLength | None = None
 
     @property
@@ -132,7 +138,8 @@ def parse_scheduler_spec(text: str) -> Schedule:
     from optimlab.lab.spec import parse_spec  # the lab's grammar; imported when text arrives
 
     pieces = _THEN.split(text.strip())
-    parts = tuple(parse_spec(p, kind="scheduler") for p in pieces)
+    parts = tuple(Part(s.name, s.hparams, s.text)
+                  for s in (parse_spec(p, kind="scheduler") for p in pieces))
     if len(parts) == 1:
         return parse_schedule(parts[0].name, parts[0].hparams, text=text.strip())
     for part in parts:
@@ -154,9 +161,7 @@ def schedule_for_name(name: str, kwargs: dict[str, Any], text: str) -> Composite
     """The :class:`Composite` for a recipe name, or a torch scheduler missing its length
     argument (``T_max``, ``total_steps``); None for a scheduler complete without the run.
     (:func:`optimlab.engine.schedules.parse_schedule` asks this first.)"""
-    from optimlab.lab.spec import Spec
-
-    spec = Spec(name, dict(kwargs), text or name)
+    spec = Part(name, dict(kwargs), text or name)
     if name.lower() in RECIPES:
         _only(name.lower(), kwargs, RECIPE_ARGS[name.lower()])
         return Composite(lrs.SequentialLR, dict(kwargs), spec.text, (spec,))
@@ -190,7 +195,7 @@ def build_scheduler(schedule: Schedule | str, optimizer: torch.optim.Optimizer,
     return for_run(parsed, length).build(optimizer)
 
 
-def _torch_part(part: Spec, optimizer: torch.optim.Optimizer, remaining: int) -> Any:
+def _torch_part(part: Part, optimizer: torch.optim.Optimizer, remaining: int) -> Any:
     """One torch scheduler, its length argument filled with ``remaining`` when left out."""
     cls = scheduler_class(part.name)
     kwargs = dict(part.hparams)
