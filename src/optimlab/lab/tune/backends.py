@@ -89,9 +89,9 @@ class RayBackend:
         if self._started:
             kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False,
                                       "configure_logging": False}
-            if address is None:
+            if address is None:  # "local": a new Ray for this command, never a leftover one
                 kwargs["num_cpus"] = workers
-            ray.init(address=address, **kwargs)
+            ray.init(address=address or "local", **kwargs)
         self._run = ray.remote(num_cpus=1)(run_task)
 
     def submit(self, task: Task) -> Any:
