@@ -332,6 +332,39 @@ OTHER_CASES += [
     Bad(("explain", "adam", "extra"), "unrecognized arguments: extra", id="explain-two-names"),
 ]
 
+# tune: distributions, budgets, grids, targets, Ray addresses and --resume, before any trial
+OTHER_CASES += [
+    Bad(("tune", "--optimizer", "sgd:lr=log(0,1)"), "log(a,b) needs 0 < a < b",
+        id="tune-log-zero"),
+    Bad(("tune", "--optimizer", "sgd:lr=log(1,0.1)"), "log(a,b) needs 0 < a < b",
+        id="tune-log-reversed"),
+    Bad(("tune", "--optimizer", "sgd:momentum=[]"), "empty choice []", id="tune-empty-choice"),
+    Bad(("tune", "--optimizer", "sgd:lr=uniform(1)"), "takes two bounds",
+        id="tune-uniform-one-bound"),
+    Bad(("tune", "--optimizer", "sgd:lr=log(1e-3,1),foo=uniform(0,1)"), "'foo'",
+        id="tune-unknown-hyperparameter"),
+    Bad(("tune", "--optimizer", "sgd:lr=exp(1,2)"), "unknown distribution 'exp'",
+        id="tune-unknown-distribution"),
+    Bad(("tune", "--optimizer", "sgd:lr=0.1"), "nothing to search", id="tune-nothing"),
+    Bad(("tune", "--trials", "0"), "trials must be >= 1", id="tune-trials-zero"),
+    Bad(("tune", "--sampler", "grid", "--trials", "2", "--optimizer",
+         "sgd:lr=[0.1,0.01,0.001]"), "has 3 points (3 lr) but --trials is 2",
+        id="tune-grid-too-large"),
+    Bad(("tune", "--target", "val_accuracy=95"), "accuracy target is a fraction",
+        id="tune-target-range"),
+    Bad(("tune", "--target", "speed=1"), "expected METRIC=VALUE", id="tune-target-metric"),
+    Bad(("tune", "--backend", "ray", "--ray-address", "127.0.0.1:1"),
+        "no Ray cluster reachable", id="tune-ray-unreachable"),
+    Bad(("tune", "--ray-address", "127.0.0.1:6379"), "--ray-address needs --backend ray",
+        id="tune-ray-address-local"),
+    Bad(("tune", "--resume", "nowhere"), "no tune.json there", id="tune-resume-missing"),
+    Bad(("tune", "--resume", "nowhere", "--epochs", "3"), "drop --epochs",
+        id="tune-resume-with-config"),
+    Bad(("tune", "--out", "done", "--trials", "1"), "already holds a tune",
+        setup=lambda root: ((root / "done").mkdir(), (root / "done" / "tune.json")
+                            .write_text("{}")), id="tune-out-taken"),
+]
+
 ALL_CASES = PLAN_CASES + IO_CASES + OTHER_CASES
 
 
