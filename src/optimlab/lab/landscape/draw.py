@@ -36,8 +36,8 @@ def _grid(fn: TestFunction) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return gx.numpy(), gy.numpy(), fn(gx, gy).numpy()
 
 
-def _base_figure(fn: TestFunction, title: str) -> tuple[Any, Any]:
-    """Figure and axes with the filled contours, the colour bar and the minima."""
+def _base_figure(fn: TestFunction, title: str) -> tuple[Any, Any, list[Any]]:
+    """Figure, axes and minima markers, over the filled contours with their colour bar."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -61,16 +61,17 @@ def _base_figure(fn: TestFunction, title: str) -> tuple[Any, Any]:
     bar = fig.colorbar(filled, ax=ax, label=label, fraction=0.05, pad=0.02)
     if fn.log_levels:
         bar.set_ticks([t for t in levels if float(np.log10(t)).is_integer()])
+    stars = []
     for i, (mx, my) in enumerate(fn.minima):
-        ax.plot(mx, my, marker="*", markersize=16, color="white", markeredgecolor="black",
-                linestyle="none", label="global minimum" if i == 0 else None)
+        stars += ax.plot(mx, my, marker="*", markersize=16, color="white", markeredgecolor="black",
+                linestyle="none", label="global minimum" if i == 0 else None, zorder=4)
     (x0, x1), (y0, y1) = fn.domain
     ax.set_xlim(x0, x1)
     ax.set_ylim(y0, y1)
     ax.set_xlabel("x")
     ax.set_ylabel("y")
     ax.set_title(title)
-    return fig, ax
+    return fig, ax, stars
 
 
 def _colors(n: int) -> list[Any]:
@@ -97,7 +98,7 @@ def _png(fig: Any) -> bytes:
 
 def contour_png(fn: TestFunction, runs: Sequence[Trajectory], title: str) -> bytes:
     """Every path over the contours; the start is a black dot, a diverged end a cross."""
-    fig, ax = _base_figure(fn, title)
+    fig, ax, _ = _base_figure(fn, title)
     for run, color in zip(runs, _colors(len(runs)), strict=True):
         xy = np.array(run.path)
         ax.plot(xy[:, 0], xy[:, 1], color=color, linewidth=1.6, label=_label(run))
@@ -125,7 +126,7 @@ def animation_gif(fn: TestFunction, runs: Sequence[Trajectory], title: str, step
     """
     from PIL import Image
 
-    fig, ax = _base_figure(fn, title)
+    fig, ax, stars = _base_figure(fn, title)
     fig.set_dpi(DPI)
     moving = []
     for run, color in zip(runs, _colors(len(runs)), strict=True):
@@ -151,6 +152,8 @@ def animation_gif(fn: TestFunction, runs: Sequence[Trajectory], title: str, step
             head.set_data(upto[-1:, 0], upto[-1:, 1])
             ax.draw_artist(line)
             ax.draw_artist(head)
+        for star in stars:  # the minima stay visible on top of the paths
+            ax.draw_artist(star)
         label.set_text(f"{title} — step {k} / {steps}")
         ax.draw_artist(label)
         rgb.append(Image.fromarray(np.asarray(canvas.buffer_rgba())[:, :, :3].copy()))  # type: ignore[attr-defined]
