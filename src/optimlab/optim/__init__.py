@@ -23,7 +23,7 @@ from .adam import Adam, AdamW, adam_update
 from .adamax import Adamax, adamax_update
 from .lion import Lion, lion_update
 from .lookahead import Lookahead
-from .muon import Muon, muon_update
+from .muon import Muon, MuonWithAdamW, muon_update
 from .nadam import NAdam, nadam_update
 from .prodigy import Prodigy, prodigy_update
 from .radam import RAdam, radam_update
@@ -48,6 +48,7 @@ __all__ = [
     "Lion",
     "Lookahead",
     "Muon",
+    "MuonWithAdamW",
     "NAdam",
     "Prodigy",
     "RAdam",
@@ -82,6 +83,7 @@ _REGISTRY: dict[str, type[Optimizer]] = {
     "lion": Lion,
     "lookahead": Lookahead,
     "muon": Muon,
+    "muon_adamw": MuonWithAdamW,
     "nadam": NAdam,
     "prodigy": Prodigy,
     "radam": RAdam,

@@ -3,14 +3,24 @@
 from __future__ import annotations
 
 import math
+from collections import OrderedDict
 from typing import Any
 
 import torch
 from torch import Tensor
+from torch.optim import Optimizer
 
 from ._base import RuleOptimizer
+from .adam import AdamW
 
-__all__ = ["Muon", "adjusted_lr", "muon_update", "newton_schulz"]
+__all__ = [
+    "Muon",
+    "MuonWithAdamW",
+    "adjusted_lr",
+    "muon_param_groups",
+    "muon_update",
+    "newton_schulz",
+]
 
 NS_COEFFICIENTS = (3.4445, -4.7750, 2.0315)
 ADJUST_LR_FNS = ("original", "match_rms_adamw", "spectral_unclamped")
@@ -150,8 +160,8 @@ class Muon(RuleOptimizer):
     The update is :func:`muon_update`. State per parameter: ``momentum_buffer`` (no step
     count), torch's name, so state_dicts move between the two. Like torch's, it refuses
     non-2-D parameters at construction and complex or sparse ones at the step. For a whole
-    model (Muon on hidden matrices, AdamW on the rest) see
-    :class:`optimlab.optim.muon.MuonWithAdamW`.
+    model (Muon on hidden matrices, AdamW on the rest) see :class:`MuonWithAdamW`
+    (registry name ``muon_adamw``).
     """
 
     rule = staticmethod(muon_update)
@@ -220,3 +230,123 @@ class Muon(RuleOptimizer):
         assert grad is not None  # state starts at the first step with a gradient
         state["momentum_buffer"] = torch.zeros_like(grad, memory_format=torch.preserve_format)
         return state
+
+
+# -- Muon for a whole model: hidden matrices with Muon, everything else with AdamW ----------
+def muon_param_groups(model_or_params: Any) -> tuple[list[Tensor], list[Tensor]]:
+    """Split a model's parameters as the Muon authors and torch's documentation advise.
+
+    Returns ``(for_muon, for_adamw)``. Muon takes the 2-D weight matrices of hidden layers;
+    AdamW takes everything else: biases and gains (fewer than 2 dimensions), convolution
+    filters and other >2-D tensors (torch's Muon refuses them), embedding tables
+    (``nn.Embedding``), and the first and last weight matrices (input and output layers).
+    "First" and "last" follow the order of ``model.parameters()``, which is the order the
+    layers were defined in. ``model_or_params`` is an ``nn.Module`` or an iterable of
+    parameters (or ``(name, parameter)`` pairs) in that order.
+
+    >>> import torch
+    >>> mlp = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(),
+    ...                           torch.nn.Linear(8, 8), torch.nn.ReLU(), torch.nn.Linear(8, 2))
+    >>> hidden, rest = muon_param_groups(mlp)
+    >>> [tuple(p.shape) for p in hidden], len(rest)
+    ([(8, 8)], 5)
+    """
+    embeddings: set[int] = set()
+    if isinstance(model_or_params, torch.nn.Module):
+        for module in model_or_params.modules():
+            if isinstance(module, torch.nn.Embedding | torch.nn.EmbeddingBag):
+                embeddings.add(id(module.weight))
+        params = list(model_or_params.parameters())
+    else:
+        params = [p[1] if isinstance(p, tuple) else p for p in model_or_params]
+    trainable: list[Tensor] = [p for p in params if p.requires_grad]
+    matrices = [p for p in trainable if p.ndim == 2 and id(p) not in embeddings]
+    hidden_ids = {id(p) for p in matrices[1:-1]}
+    hidden = [p for p in trainable if id(p) in hidden_ids]
+    rest = [p for p in trainable if id(p) not in hidden_ids]
+    return hidden, rest
+
+
+class MuonWithAdamW(Optimizer):
+    """Muon on a model's hidden weight matrices and AdamW on the rest, as one optimizer.
+
+    The split is :func:`muon_param_groups`. Muon's keywords are ``torch.optim.Muon``'s (its
+    defaults too); AdamW's carry an ``adamw_`` prefix, with ``torch.optim.AdamW``'s defaults.
+    ``param_groups`` lists Muon's groups then AdamW's (one each), so an lr scheduler scales
+    both learning rates alike; ``state_dict()`` is ``{"muon": …, "adamw": …}``.
+
+    Args:
+        params: an ``nn.Module`` or its parameters, in definition order.
+        lr, weight_decay, momentum, nesterov, ns_coefficients, eps, ns_steps, adjust_lr_fn:
+            Muon's (see :func:`muon_update`); the Muon authors use ``lr=0.02``.
+        adamw_lr, adamw_betas, adamw_eps, adamw_weight_decay: AdamW's (defaults 1e-3,
+            (0.9, 0.999), 1e-8, 1e-2).
+
+    Raises ``ValueError`` when the model has no hidden weight matrix (fewer than three 2-D
+    weights): Muon would have nothing to do.
+    """
+
+    def __init__(
+        self,
+        params: Any,
+        lr: float = 1e-3,
+        weight_decay: float = 0.1,
+        momentum: float = 0.95,
+        nesterov: bool = True,
+        ns_coefficients: tuple[float, float, float] = NS_COEFFICIENTS,
+        eps: float = 1e-7,
+        ns_steps: int = 5,
+        adjust_lr_fn: str | None = None,
+        adamw_lr: float = 1e-3,
+        adamw_betas: tuple[float, float] = (0.9, 0.999),
+        adamw_eps: float = 1e-8,
+        adamw_weight_decay: float = 1e-2,
+    ) -> None:
+        hidden, rest = muon_param_groups(params)
+        if not hidden:
+            raise ValueError(
+                "Muon needs hidden 2-D weight matrices (a model with at least three "
+                f"weight matrices); this one has none among {len(rest)} parameter(s): use adamw"
+            )
+        # Not Optimizer.__init__: the param groups are the two inner optimizers' (a property).
+        self._optimizer_step_pre_hooks: dict[int, Any] = OrderedDict()
+        self._optimizer_step_post_hooks: dict[int, Any] = OrderedDict()
+        self.muon = Muon(hidden, lr=lr, weight_decay=weight_decay, momentum=momentum,
+                         nesterov=nesterov, ns_coefficients=ns_coefficients, eps=eps,
+                         ns_steps=ns_steps, adjust_lr_fn=adjust_lr_fn)
+        self.adamw = AdamW(rest, lr=adamw_lr, betas=adamw_betas, eps=adamw_eps,
+                           weight_decay=adamw_weight_decay)
+        self.defaults = {**self.muon.defaults,
+                         **{f"adamw_{k}": v for k, v in self.adamw.defaults.items()}}
+
+    @property  # type: ignore[override]
+    def param_groups(self) -> list[dict[str, Any]]:  # type: ignore[override]
+        return self.muon.param_groups + self.adamw.param_groups
+
+    @property  # type: ignore[override]
+    def state(self) -> dict[Any, Any]:  # type: ignore[override]
+        return {**self.muon.state, **self.adamw.state}
+
+    def add_param_group(self, param_group: dict[str, Any]) -> None:
+        raise NotImplementedError("add the group to .muon or .adamw")
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        self.muon.zero_grad(set_to_none)
+        self.adamw.zero_grad(set_to_none)
+
+    @torch.no_grad()
+    def step(self, closure: Any = None) -> Any:  # type: ignore[override]
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        self.muon.step()
+        self.adamw.step()
+        return loss
+
+    def state_dict(self) -> dict[str, Any]:  # type: ignore[override]
+        return {"muon": self.muon.state_dict(), "adamw": self.adamw.state_dict()}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:  # type: ignore[override]
+        self.muon.load_state_dict(state_dict["muon"])
+        self.adamw.load_state_dict(state_dict["adamw"])
