@@ -85,3 +85,14 @@ def test_cli_flags_reach_the_library(tmp_path, capsys):
                      seed=4)
     assert [tuple(p) for p in data["runs"][1]["path"]] == again.path
     assert "adam(lr=0.1)#2: finished, 12 steps" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("function", sorted(FUNCTIONS))
+def test_every_function_draws(function, tmp_path):
+    result = run_landscape(function=function, optimizers=["adam:lr=0.1", "sgd:lr=10"],
+                           steps=3, out_dir=tmp_path)
+    assert [len(r.path) for r in result.runs][0] == 4
+    assert (tmp_path / "contour.png").read_bytes().startswith(PNG_MAGIC)
+    assert Image.open(tmp_path / "animation.gif").n_frames == 4
+    page = (tmp_path / "landscape.html").read_text()
+    assert FUNCTIONS[function].formula in page
