@@ -140,3 +140,16 @@ def test_nonfinite_loss_stops(digits):
     result = lr_range_test(model, opt, digits, min_lr=1e3, max_lr=1e9, steps=50,
                            diverge_th=1e30)
     assert result.stopped_early and not math.isfinite(result.smoothed[-1])
+
+
+@pytest.mark.parametrize("spec", ["torch.LBFGS:max_iter=2", "adamw_schedulefree"])
+def test_closure_and_mode_optimizers_run_and_are_restored(digits, spec):
+    from optimlab.lab.spec import build_optimizer, parse_spec
+
+    model = build_model("mlp", digits.input_shape, digits.num_outputs, seed=0)
+    opt = build_optimizer(parse_spec(spec), model.parameters())
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    result = lr_range_test(model, opt, digits, min_lr=1e-4, max_lr=1.0, steps=20)
+    assert len(result.lrs) >= 2 and all(math.isfinite(x) for x in result.losses[:2])
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, before[k]), k

@@ -41,7 +41,7 @@ from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -50,6 +50,7 @@ from torch import Tensor, nn
 
 from optimlab.data import Dataset, Split, device_batches
 from optimlab.engine.evaluate import loss_function
+from optimlab.engine.step import OptimizerModes, TrainStep, make_train_step
 from optimlab.errors import UserError
 
 SKIP_START, SKIP_END = 10, 5
@@ -140,13 +141,16 @@ def lr_range_test(
         raise UserError(f"smooth must be in [0, 1), got {smooth!r}")
     if len(data.train) == 0:
         raise UserError(f"dataset {data.name!r} has no training examples")
-    loss_fn = loss_function(loss, data.task)
+    step = make_train_step(model, optimizer, loss_function(loss, data.task))
+    modes = OptimizerModes(optimizer)
     saved_model = copy.deepcopy(model.state_dict())
     saved_optimizer = copy.deepcopy(optimizer.state_dict())
     try:
-        curve = _run(model, optimizer, loss_fn, cycled_batches(data.train, batch_size, seed),
+        modes.train()
+        curve = _run(model, optimizer, step, cycled_batches(data.train, batch_size, seed),
                      exponential_lrs(min_lr, max_lr, steps), smooth, diverge_th)
     finally:
+        modes.eval()
         model.load_state_dict(saved_model)
         optimizer.load_state_dict(saved_optimizer)
     lrs, losses, smoothed, stopped = curve
@@ -157,7 +161,7 @@ def lr_range_test(
     return LRFindResult(lrs, losses, smoothed, steepest, min_div10, stopped, settings)
 
 
-def _run(model: nn.Module, optimizer: torch.optim.Optimizer, loss_fn: Callable[..., Tensor],
+def _run(model: nn.Module, optimizer: torch.optim.Optimizer, step: TrainStep,
          batches: Iterator[tuple[Tensor, Tensor]], schedule: list[float], smooth: float,
          diverge_th: float) -> tuple[list[float], list[float], list[float], bool]:
     """Train one batch per lr of ``schedule``; stop when the smoothed loss diverges."""
@@ -168,12 +172,7 @@ def _run(model: nn.Module, optimizer: torch.optim.Optimizer, loss_fn: Callable[.
     model.train()
     for i, lr in enumerate(schedule):
         _set_lr(optimizer, lr)
-        x, y = next(batches)
-        optimizer.zero_grad()
-        batch_loss = loss_fn(model(x), y)
-        batch_loss.backward()
-        optimizer.step()
-        raw = batch_loss.item()
+        raw = step(*next(batches)).item()  # fit's step: closures (LBFGS, SAM) honoured
         s = raw if i == 0 else smooth * raw + (1 - smooth) * smoothed[-1]  # s_i = β·ℓ + (1-β)·s
         best = min(best, s)
         lrs.append(lr)
