@@ -88,7 +88,7 @@ def run_landscape(*, function: str = "rosenbrock", optimizers: Sequence[str] | N
     """
     fn = get_function(function)
     begin = fn.start if start is None else (float(start[0]), float(start[1]))
-    check_settings(fn, begin, steps, noise)
+    check_settings(fn, begin, steps, noise, seed)
     planned = plan_specs(list(optimizers) if optimizers is not None else list(LANDSCAPE_SUITE))
     out = Path(out_dir) if out_dir is not None else Path("runs") / (
         time.strftime("%Y%m%d-%H%M%S") + "-landscape")

@@ -40,6 +40,7 @@ LANDSCAPE_SUITE: tuple[str, ...] = (
 )
 DEFAULT_STEPS = 500
 MAX_STEPS = 100_000
+SEED_MAX = 2**63 - 1  # torch.Generator seeds are 64-bit
 
 
 @dataclass(frozen=True)
@@ -77,8 +78,10 @@ def parse_point(text: str) -> Point:
     return x, y
 
 
-def check_settings(fn: TestFunction, start: Point, steps: int, noise: float) -> None:
-    """UserError for a start outside the domain, steps outside 1…MAX_STEPS or bad noise."""
+def check_settings(fn: TestFunction, start: Point, steps: int, noise: float, seed: int = 0
+                   ) -> None:
+    """UserError for a start outside the domain, steps outside 1…MAX_STEPS, bad noise or a
+    seed outside 0…2**63−1."""
     if not fn.contains(*start):
         (x0, x1), (y0, y1) = fn.domain
         raise UserError(f"start {start[0]:g},{start[1]:g} is outside {fn.name}'s domain "
@@ -89,6 +92,8 @@ def check_settings(fn: TestFunction, start: Point, steps: int, noise: float) -> 
             math.isfinite(noise) and noise >= 0):
         raise UserError(f"noise must be a finite number >= 0 (the gradient noise's standard "
                         f"deviation), got {noise!r}")
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= SEED_MAX:
+        raise UserError(f"seed must be an integer in 0…2**63-1, got {seed!r}")
 
 
 def plan_specs(texts: tuple[str, ...] | list[str]) -> list[tuple[Spec, str]]:
