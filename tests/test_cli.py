@@ -116,7 +116,7 @@ def test_runs_list_show_and_report(tmp_path, monkeypatch, capsys):
 
 def test_user_error_through_a_subprocess(tmp_path):
     proc = optimlab("compare", "--optimizer", "adamz", "--out", "o", cwd=tmp_path)
-    assert_user_error(proc.stderr, proc.returncode, "unknown optimizer 'adamz'; valid: adadelta")
+    assert_user_error(proc.stderr, proc.returncode, "unknown optimizer 'adamz'; ours: adadelta")
     assert "Traceback" not in proc.stderr and not (tmp_path / "o").exists()
     usage = optimlab("compare", "--epochs", "x", cwd=tmp_path)
     assert_user_error(usage.stderr, usage.returncode, "invalid int value: 'x'")
@@ -132,7 +132,7 @@ def run_main(args: list[str], capsys) -> tuple[int, str, str]:
 @pytest.mark.parametrize(
     ("args", "fragment"),
     [
-        (["--optimizer", "sgd:lr=0.1,beta=2"], "unknown hyperparameter 'beta' for optimizer"),
+        (["--optimizer", "sgd:lr=0.1,beta=2"], "unknown argument 'beta' for optimizer 'sgd'"),
         (["--optimizer", "adam:lr=-1"], "Invalid learning rate: -1"),
         (["--optimizer", "sgd:lr=1+"], "invalid value '1+'"),
         (["--scheduler", "nosuch"], "nosuch"),
@@ -265,9 +265,12 @@ def test_list_reads_every_registry_with_defaults(capsys):
     assert [ln.split(" (")[0] for ln in text.splitlines() if ln and not ln[0].isspace()] == [
         "optimizers", "schedulers", "datasets", "models"]
     flat = " ".join(text.split())  # undo the wrapping
-    for name in optim.available():
-        opt = optim.create(name, [torch.nn.Parameter(torch.zeros(2, 2))])
-        assert f" {name} lr={format_value(opt.defaults['lr'])}," in flat, name
+    for name in optim.available():  # each with its constructor's defaults, first to last
+        params = inspect.signature(optim._REGISTRY[name]).parameters.values()  # the truth
+        shown = [f"{p.name}={format_value(p.default)}" for p in params
+                 if p.default is not p.empty and p.kind is p.POSITIONAL_OR_KEYWORD]
+        assert f" {name} " in flat and all(f" {d}," in flat or f" {d} " in flat or
+                                          flat.endswith(d) for d in shown[:1] + shown[-1:]), name
     assert "torch.SGD" in flat and "steplr step_size=<required>, gamma=0.1" in flat
     assert all(f" {n} " in flat for n in (*scheduler_names(), *DATASET_NAMES, *MODEL_NAMES))
     code, out, _ = run_main(["list", "optimizers", "--json"], capsys)

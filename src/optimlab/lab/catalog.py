@@ -36,20 +36,34 @@ def signature_defaults(fn: Any, skip: int) -> dict[str, Any]:
 
 def optimizers() -> list[Entry]:
     """optimlab's optimizers, each with its constructor's defaults."""
+    from optimlab import optim
+
+    entries = []
+    for name in optim.available():
+        cls = _optimizer_class(name)
+        if cls is None:
+            entries.append(Entry(name, {}, "defaults: see help(optimlab.optim)"))
+        else:
+            entries.append(Entry(name, signature_defaults(cls, skip=1), cls.__name__))
+    return entries
+
+
+def _optimizer_class(name: str) -> type | None:
+    """The class registered as ``name``: found by its name, else by building it once over a
+    small throwaway MLP (the registry may name a class otherwise, e.g. ``muon_adamw``)."""
     import torch
 
     from optimlab import optim
     from optimlab.lab.spec import Spec, optimizer_class
 
-    entries = []
-    for name in optim.available():
-        cls = optimizer_class(Spec(name))
-        if cls is not None:
-            defaults = signature_defaults(cls, skip=1)  # after params
-        else:  # only the factory knows it: read the defaults off a throwaway instance
-            defaults = dict(optim.create(name, [torch.nn.Parameter(torch.zeros(2, 2))]).defaults)
-        entries.append(Entry(name, defaults, "" if cls is None else cls.__name__))
-    return entries
+    cls = optimizer_class(Spec(name))
+    if cls is not None:
+        return cls
+    layers = [torch.nn.Linear(4, 4) for _ in range(3)] + [torch.nn.Linear(4, 2)]
+    try:
+        return type(optim.create(name, torch.nn.Sequential(*layers).parameters()))
+    except (ValueError, TypeError):  # it needs arguments or parameters of another kind
+        return None
 
 
 def torch_optimizers() -> list[str]:
