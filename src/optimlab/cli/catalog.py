@@ -31,9 +31,9 @@ def run(args: argparse.Namespace) -> int:
     }
     chosen = [args.what] if args.what else list(SECTIONS)
     if args.json:
-        out = {s: [{"name": e.name, "defaults": {k: format_value(v) for k, v in
-                                                  e.defaults.items()}, "note": e.note}
-                   for e in sections[s]()] for s in chosen}
+        out: dict[str, list[Any]] = {
+            s: [{"name": e.name, "defaults": {k: format_value(v) for k, v in e.defaults.items()},
+                 "note": e.note} for e in sections[s]()] for s in chosen}
         if "optimizers" in chosen:
             out["torch_optimizers"] = catalog.torch_optimizers()
         print(json.dumps(out, indent=2))
