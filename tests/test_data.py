@@ -307,3 +307,17 @@ def test_mnist_files_that_are_not_mnist_name_the_file_and_reason(tmp_path, compr
     msg = str(e.value)
     assert why in msg, msg
     assert file.split("-")[0] in msg and "Traceback" not in msg
+
+
+def test_cifar10_batches_written_by_numpy_1_read_too(tmp_path):
+    """The official batches name ``numpy.core.multiarray`` (numpy 1), not ``numpy._core``."""
+    batches = _cifar_folder(tmp_path, protocol=2)
+    folder = tmp_path / "cifar-10-batches-py"
+    for name in batches:
+        data = (folder / name).read_bytes()
+        assert b"numpy._core.multiarray\n" in data
+        (folder / name).write_bytes(data.replace(b"numpy._core.multiarray\n",
+                                                 b"numpy.core.multiarray\n"))
+    d = load_dataset("cifar10", data_dir=tmp_path)
+    first = batches["data_batch_1"]["data"][0]
+    assert torch.allclose(d.train.x[0], torch.from_numpy(first.reshape(3, 32, 32)) / 255 * 2 - 1)
