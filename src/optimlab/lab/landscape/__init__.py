@@ -92,14 +92,32 @@ def run_landscape(*, function: str = "rosenbrock", optimizers: Sequence[str] | N
     planned = plan_specs(list(optimizers) if optimizers is not None else list(LANDSCAPE_SUITE))
     out = Path(out_dir) if out_dir is not None else Path("runs") / (
         time.strftime("%Y%m%d-%H%M%S") + "-landscape")
-    if write and out.exists() and not out.is_dir():
-        raise UserError(f"--out {out}: exists and is not a folder; give a folder path")
+    if write:  # the last check, and the only thing written before the runs
+        make_out_dir(out)
     runs = [run_path(fn, spec, start=begin, steps=steps, noise=float(noise), seed=seed,
                      name=name) for spec, name in planned]
     result = Landscape(fn, begin, steps, runs, None)
     if write:
         _write_outputs(result, out, noise=float(noise), seed=seed)
     return result
+
+
+def make_out_dir(out: Path) -> None:
+    """Create ``out`` (a folder, maybe existing); UserError naming the reason when it can't be.
+
+    Checked by creating it: permission bits alone mislead (root may write anywhere, yet not
+    under ``/proc``).
+    """
+    for part in (out, *out.parents):
+        if part.exists():
+            if not part.is_dir():
+                raise UserError(f"--out {out}: {part} exists and is not a folder; give a "
+                                "folder path")
+            break
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UserError(f"--out {out}: cannot create the folder ({e.strerror})") from None
 
 
 def _write_outputs(result: Landscape, out: Path, *, noise: float, seed: int) -> None:
