@@ -292,6 +292,8 @@ OTHER_CASES += [
     Bad(("compare", "--tensorboard", "taken/tb", "--epochs", "1"),
         "taken exists and is not a folder",
         setup=lambda root: (root / "taken").write_text("x"), id="compare-tensorboard-file"),
+    Bad(("compare", "--tensorboard", "/proc/optimlab-tb", "--epochs", "1"),
+        "cannot create folders in /proc", id="compare-tensorboard-proc"),
 ]
 
 # schedule and lr-find: recipes, lengths, ranges and --out, before anything is drawn or trained

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 import os
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -54,15 +55,22 @@ def summary_metrics(history: History) -> dict[str, float]:
 
 
 def check_log_dir(path: str | Path) -> Path:
-    """UserError unless ``path`` is a folder or can become one (checked before any run)."""
+    """UserError unless ``path`` is a folder or can become one; checked before any run.
+
+    Nothing is left behind: the nearest existing folder is probed by creating and removing an
+    empty temporary folder in it (permission bits alone mislead: root passes them under /proc).
+    """
     folder = Path(path)
     for part in (folder, *folder.parents):
         if part.exists():
             if not part.is_dir():
                 raise UserError(f"tensorboard folder {folder}: {part} exists and is not a "
                                 "folder; give a folder path")
-            if not os.access(part, os.W_OK | os.X_OK):
-                raise UserError(f"tensorboard folder {folder}: {part} is not writable")
+            try:
+                os.rmdir(tempfile.mkdtemp(prefix=".optimlab-probe-", dir=part))
+            except OSError as e:
+                raise UserError(f"tensorboard folder {folder}: cannot create folders in {part} "
+                                f"({e.strerror})") from None
             break
     return folder
 
