@@ -94,6 +94,10 @@ def _json_object(text: str | None, what: str) -> dict[str, Any]:
     return value
 
 
+def _reason(e: Exception) -> str:
+    return str(e.strerror or e) if isinstance(e, OSError) else str(e)
+
+
 def _pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -108,9 +112,9 @@ class RunStore:
     """A SQLite run store at ``path``.
 
     ``create`` (default) creates the file and its folder when missing; ``read_only`` opens an
-    existing store for reading only (SQLite ``mode=ro``): nothing is written, not even the
-    status of dead runs. Every mistake — a folder, a missing file, a file that is not SQLite or
-    not an optimlab store — is a UserError.
+    existing store for reading only (see :func:`_connect_read_only`): nothing is written, not
+    even the status of dead runs. Every mistake — a folder, a missing file, a file that is not
+    SQLite or not an optimlab store — is a UserError.
     """
 
     def __init__(self, path: str | Path, *, create: bool = True, read_only: bool = False,
@@ -128,16 +132,20 @@ class RunStore:
             else:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
                 self._db = sqlite3.connect(self.path, timeout=timeout_s, isolation_level=None)
+        except (sqlite3.DatabaseError, OSError) as e:
+            raise UserError(f"cannot open run store {self.path}: {_reason(e)}") from None
+        try:
             self._check_is_a_store()
             if not read_only:
                 self._db.execute(f"PRAGMA busy_timeout = {int(timeout_s * 1000)}")
                 self._db.execute("PRAGMA journal_mode = WAL")
                 self._db.execute("PRAGMA synchronous = NORMAL")
                 self._create_tables()
-        except sqlite3.DatabaseError as e:
-            raise UserError(f"cannot open run store {self.path}: {e}") from None
-        except OSError as e:
-            raise UserError(f"cannot open run store {self.path}: {e.strerror or e}") from None
+        except (sqlite3.DatabaseError, OSError, UserError) as e:
+            self._db.close()
+            if isinstance(e, UserError):
+                raise
+            raise UserError(f"cannot open run store {self.path}: {_reason(e)}") from None
         if not read_only:
             self.mark_dead_runs()
 
