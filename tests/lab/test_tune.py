@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from optimlab.lab import CompareConfig, RunStore, run_comparison
-from optimlab.lab.tune import TuneConfig, tune
+from optimlab.lab.tune import TuneConfig, run_tune
 from optimlab.lab.tune.summary import time_to_target
 
 VOLATILE = {"seconds", "wall_seconds", "wall_time", "environment", "argv", "pid",
@@ -44,7 +44,7 @@ def trials_of(out: Path) -> list[list[dict[str, Any]]]:
 
 
 def test_equal_budget_and_a_trial_is_compares_controlled_run(tmp_path):
-    result = tune(small(seeds=2), out_dir=tmp_path / "t", store_path=None)
+    result = run_tune(small(seeds=2), out_dir=tmp_path / "t", store_path=None)
     data = json.loads((tmp_path / "t" / "results.json").read_text())
     assert [o["name"] for o in data["optimizers"]] == ["sgd(lr=log(0.001, 1), momentum=0.9)",
                                                        "adam"]
@@ -68,23 +68,24 @@ def test_equal_budget_and_a_trial_is_compares_controlled_run(tmp_path):
 
 @pytest.mark.parametrize("sampler", ["random", "tpe"])
 def test_same_command_twice_gives_the_same_results(tmp_path, sampler):
-    a = tune(small(sampler=sampler, trials=4), out_dir=tmp_path / "a", store_path=None)
-    b = tune(small(sampler=sampler, trials=4), out_dir=tmp_path / "b", store_path=None)
+    a = run_tune(small(sampler=sampler, trials=4), out_dir=tmp_path / "a", store_path=None)
+    b = run_tune(small(sampler=sampler, trials=4), out_dir=tmp_path / "b", store_path=None)
     ra = json.loads((a.out_dir / "results.json").read_text())
     rb = json.loads((b.out_dir / "results.json").read_text())
     assert stable(ra) == stable(rb)
     assert ra["optimizers"][0]["trials"][0]["params"] != ra["optimizers"][0]["trials"][1][
         "params"]
-    c = tune(small(sampler=sampler, trials=4, seed=1), out_dir=tmp_path / "c",
+    c = run_tune(small(sampler=sampler, trials=4, seed=1), out_dir=tmp_path / "c",
              store_path=None)
     assert trials_of(c.out_dir) != trials_of(a.out_dir)  # the seed matters
 
 
-@pytest.mark.parametrize("sampler", ["random", "grid", "qmc"])
+@pytest.mark.parametrize("sampler", ["random", pytest.param("grid", marks=pytest.mark.slow),
+                                     pytest.param("qmc", marks=pytest.mark.slow)])
 def test_one_and_two_workers_give_the_same_trials(tmp_path, sampler):
     cfg = small(sampler=sampler, trials=4, seeds=0)
-    one = tune(cfg, out_dir=tmp_path / "w1", store_path=None)
-    two = tune(TuneConfig(**{**cfg.to_dict(), "optimizer": cfg.optimizer, "workers": 2}),
+    one = run_tune(cfg, out_dir=tmp_path / "w1", store_path=None)
+    two = run_tune(TuneConfig(**{**cfg.to_dict(), "optimizer": cfg.optimizer, "workers": 2}),
                out_dir=tmp_path / "w2", store_path=None)
     assert trials_of(one.out_dir) == trials_of(two.out_dir)
     assert len({json.dumps(t["params"]) for t in trials_of(one.out_dir)[1]}) == 4
@@ -92,14 +93,14 @@ def test_one_and_two_workers_give_the_same_trials(tmp_path, sampler):
 
 def test_a_diverged_trial_is_complete_with_the_worst_value(tmp_path):
     cfg = small(optimizer=("sgd:lr=[1e5,0.1]",), sampler="grid", trials=2, seeds=1)
-    result = tune(cfg, out_dir=tmp_path / "d", store_path=None)
+    result = run_tune(cfg, out_dir=tmp_path / "d", store_path=None)
     (entry,) = result.optimizers
     diverged = [t for t in entry["trials"] if t["diverged"]]
     assert len(diverged) == 1 and diverged[0]["params"] == {"lr": 1e5}
     assert diverged[0]["state"] == "complete" and diverged[0]["value"] is None  # +inf
     assert entry["best"]["params"] == {"lr": 0.1}
     assert entry["counts"] == {"complete": 2, "pruned": 0, "failed": 0, "diverged": 1}
-    acc = tune(TuneConfig(**{**cfg.to_dict(), "optimizer": cfg.optimizer,
+    acc = run_tune(TuneConfig(**{**cfg.to_dict(), "optimizer": cfg.optimizer,
                              "metric": "val_accuracy"}), out_dir=tmp_path / "a",
                store_path=None)
     assert [t["value"] for t in acc.optimizers[0]["trials"] if t["diverged"]] == [0.0]
@@ -109,7 +110,7 @@ def test_a_diverged_trial_is_complete_with_the_worst_value(tmp_path):
 def test_pruned_trials_count_in_the_budget(tmp_path, pruner):
     cfg = small(optimizer=("sgd:lr=[0.5,0.3,0.2,1e-7,1e-8,1e-9]",), sampler="grid",
                 trials=6, epochs=6, pruner=pruner, seeds=0, seed=2)
-    result = tune(cfg, out_dir=tmp_path / "p", store_path=None)
+    result = run_tune(cfg, out_dir=tmp_path / "p", store_path=None)
     trials = result.optimizers[0]["trials"]
     assert len(trials) == 6
     pruned = [t for t in trials if t["state"] == "pruned"]
@@ -139,7 +140,7 @@ def test_target_store_outputs_and_defaults(tmp_path):
     cfg = small(optimizer=("adam",), trials=2, epochs=3, seeds=2, defaults=True,
                 target="val_accuracy=0.3")
     store_path = tmp_path / "s.sqlite"
-    result = tune(cfg, out_dir=tmp_path / "o", store_path=store_path)
+    result = run_tune(cfg, out_dir=tmp_path / "o", store_path=store_path)
     (entry,) = result.optimizers
     ttt = entry["reruns"]["time_to_target"]
     assert ttt["runs"] == 2 and ttt["metric"] == "val_accuracy"
@@ -162,10 +163,10 @@ def test_target_store_outputs_and_defaults(tmp_path):
 def test_an_existing_tune_folder_is_not_overwritten(tmp_path):
     from optimlab.errors import UserError
 
-    tune(small(trials=1, seeds=0, optimizer=("adam",)), out_dir=tmp_path / "o",
+    run_tune(small(trials=1, seeds=0, optimizer=("adam",)), out_dir=tmp_path / "o",
          store_path=None)
     with pytest.raises(UserError, match="already holds a tune"):
-        tune(small(trials=1, seeds=0, optimizer=("adam",)), out_dir=tmp_path / "o",
+        run_tune(small(trials=1, seeds=0, optimizer=("adam",)), out_dir=tmp_path / "o",
              store_path=None)
 
 

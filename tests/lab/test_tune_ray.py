@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from optimlab.errors import UserError
-from optimlab.lab.tune import TuneConfig, tune
+from optimlab.lab.tune import TuneConfig, run_tune
 
 pytestmark = pytest.mark.slow
 RAY = Path(sys.executable).with_name("ray")
@@ -79,8 +79,8 @@ def test_ray_gives_the_same_trials_as_local_workers(tmp_path, ray_cluster, sampl
     cfg: dict[str, Any] = {"optimizer": ("sgd:lr=log(1e-3,1),momentum=0.9", "adam"),
                            "epochs": 2, "trials": 4, "seeds": 1, "sampler": sampler,
                            "defaults": False}
-    local = tune(TuneConfig(**cfg, workers=1), out_dir=tmp_path / "local", store_path=None)
-    on_ray = tune(TuneConfig(**cfg, workers=2, backend="ray", ray_address=ray_cluster),
+    local = run_tune(TuneConfig(**cfg, workers=1), out_dir=tmp_path / "local", store_path=None)
+    on_ray = run_tune(TuneConfig(**cfg, workers=2, backend="ray", ray_address=ray_cluster),
                   out_dir=tmp_path / "ray", store_path=tmp_path / "s.sqlite")
     assert trials_of(on_ray.out_dir) == trials_of(local.out_dir)
     results = json.loads((on_ray.out_dir / "results.json").read_text())
@@ -92,7 +92,7 @@ def test_an_unreachable_ray_address_is_a_user_error_and_writes_nothing(tmp_path)
     cfg = TuneConfig(optimizer=("adam",), trials=1, backend="ray",
                      ray_address=f"127.0.0.1:{free_port()}")
     with pytest.raises(UserError, match="no Ray cluster reachable"):
-        tune(cfg, out_dir=tmp_path / "o", store_path=tmp_path / "s.sqlite")
+        run_tune(cfg, out_dir=tmp_path / "o", store_path=tmp_path / "s.sqlite")
     assert list(tmp_path.iterdir()) == []
 
 
@@ -100,9 +100,9 @@ def test_a_local_ray_started_for_the_command_gives_the_same_trials(tmp_path):
     pytest.importorskip("ray")
     cfg: dict[str, Any] = {"optimizer": ("adam",), "epochs": 2, "trials": 3, "seeds": 1,
                            "sampler": "random", "defaults": False}
-    local = tune(TuneConfig(**cfg, workers=1), out_dir=tmp_path / "local", store_path=None)
+    local = run_tune(TuneConfig(**cfg, workers=1), out_dir=tmp_path / "local", store_path=None)
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    on_ray = tune(TuneConfig(**cfg, workers=2, backend="ray"), out_dir=tmp_path / "ray",
+    on_ray = run_tune(TuneConfig(**cfg, workers=2, backend="ray"), out_dir=tmp_path / "ray",
                   store_path=None)
     assert trials_of(on_ray.out_dir) == trials_of(local.out_dir)
     import ray

@@ -7,7 +7,7 @@ import re
 
 from test_report_browser import render
 
-from optimlab.lab.tune import TuneConfig, tune
+from optimlab.lab.tune import TuneConfig, run_tune
 
 PROBE = """<script>
 window.addEventListener('load', () => {
@@ -26,7 +26,7 @@ window.addEventListener('load', () => {
 def test_tune_report_renders_in_chromium(tmp_path):
     cfg = TuneConfig(optimizer=("sgd:momentum=0.9", "adam"), epochs=2, trials=2, seeds=2,
                      workers=1, sampler="random")
-    result = tune(cfg, out_dir=tmp_path / "t", store_path=None)
+    result = run_tune(cfg, out_dir=tmp_path / "t", store_path=None)
     probe = tmp_path / "t" / "probe.html"
     probe.write_text(result.report_path.read_text().replace("</body>", PROBE + "</body>"))
     dom = render(probe)

@@ -68,7 +68,7 @@ def add_parser(sub: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the tune the flags describe; print the table and the report path."""
-    from optimlab.lab.tune import load_tune_config, resume_tune, tune
+    from optimlab.lab.tune import load_tune_config, resume_tune, run_tune
 
     overrides = {k: getattr(args, k) for k in TUNE_FLAGS if getattr(args, k) is not None}
     if args.no_defaults:
@@ -86,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         config = load_tune_config(args.config, overrides)
         store = args.store if args.store is not None else "runs/optimlab.sqlite"
-        result = tune(config, out_dir=args.out, store_path=store, log=log)
+        result = run_tune(config, out_dir=args.out, store_path=store, log=log)
     print()
     print(result.table())
     print()

@@ -17,7 +17,7 @@ from optimlab.lab.from_store import report_from_store
 from optimlab.lab.results import format_table, grouped_rows
 from optimlab.lab.spec import Spec, build_optimizer, parse_spec
 from optimlab.lab.store import RunStore
-from optimlab.lab.tune import TuneConfig, TuneResult, resume_tune, tune
+from optimlab.lab.tune import TuneConfig, TuneResult, resume_tune, run_tune
 
 __all__ = [
     "DEFAULT_SUITE",
@@ -37,6 +37,6 @@ __all__ = [
     "resume_comparison",
     "resume_tune",
     "run_comparison",
-    "tune",
+    "run_tune",
     "valid_keys",
 ]

@@ -6,17 +6,17 @@ reruns → results.json, trials.csv, plots and report.html (``summary``, ``outpu
 
 Example::
 
-    from optimlab.lab.tune import TuneConfig, tune
+    from optimlab.lab.tune import TuneConfig, run_tune
 
     cfg = TuneConfig(optimizer=("sgd:momentum=0.9", "adam"), trials=8, epochs=10, seeds=3)
-    result = tune(cfg, out_dir="runs/my-tune")
+    result = run_tune(cfg, out_dir="runs/my-tune")
     print(result.table())
 
 Optuna (and Ray, with ``backend="ray"``) is imported only when a tune runs.
 """
 
 from optimlab.lab.tune.config import DEFAULT_TUNE_SUITE, TuneConfig, load_tune_config
-from optimlab.lab.tune.runner import TuneResult, resume_tune, tune
+from optimlab.lab.tune.runner import TuneResult, resume_tune, run_tune
 from optimlab.lab.tune.space import DEFAULT_LR_RANGES, default_lr_range, parse_search_spec
 
 __all__ = [
@@ -28,5 +28,5 @@ __all__ = [
     "load_tune_config",
     "parse_search_spec",
     "resume_tune",
-    "tune",
+    "run_tune",
 ]

@@ -199,11 +199,10 @@ class OptimizerStudy:
 
     def tasks(self) -> Iterator[tuple[Task, Callable[[dict[str, Any]], None]]]:
         """Ask trials until every position is taken; each as a task and its callback."""
-        while True:
-            taken = self._recover() | set(self.live)
-            if len(taken) >= self.ctx.config.trials:
-                return
+        taken = self._recover()  # once: only a killed driver leaves trials to settle
+        while len(taken) < self.ctx.config.trials:
             position, trial = self._ask(taken)
+            taken.add(position)
             self.live[position] = trial
             yield self._task(position, trial), self._done_callback(position, trial)
 

@@ -97,7 +97,7 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def tune(config: TuneConfig, *, out_dir: str | Path | None = None,
+def run_tune(config: TuneConfig, *, out_dir: str | Path | None = None,
          store_path: str | Path | None = "runs/optimlab.sqlite", resume: bool = False,
          log: Callable[[str], None] | None = None) -> TuneResult:
     """Run (or, with ``resume=True``, finish) the tune ``config`` describes.
@@ -147,7 +147,7 @@ def resume_tune(out_dir: str | Path, *, store_path: str | Path | None = None,
         raw[key] = value
     config = TuneConfig.from_dict(raw, source=str(out / STATE_FILE))
     store = store_path if store_path is not None else state.get("store")
-    return tune(config, out_dir=out, store_path=store, resume=True, log=log)
+    return run_tune(config, out_dir=out, store_path=store, resume=True, log=log)
 
 
 def _run(config: TuneConfig, planned: list[PlannedOptimizer], out: Path, saved: dict[str, Any],
