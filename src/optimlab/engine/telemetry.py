@@ -31,6 +31,7 @@ update, read from the optimizer's state right after the step — the state that 
 
 - Adam, AdamW (``exp_avg_sq`` = v, ``max_exp_avg_sq`` with amsgrad; ``step`` = t):
   lr / (1 − β₁ᵗ) / (√(v / (1 − β₂ᵗ)) + ε), so Δ = −(that)·m (plus AdamW's decay −lr·λ·p);
+- Adamax (``exp_inf`` = u, the infinity norm, ε already inside): lr / (1 − β₁ᵗ) / u;
 - RMSprop (``square_avg`` = v, ``grad_avg`` = ḡ when centered): lr / (√(v − ḡ²) + ε), the
   factor on g (momentum then accumulates g·(that)/lr);
 - Adagrad (``sum`` = s): lr / (1 + (t − 1)·lr_decay) / (√s + ε);
@@ -63,6 +64,13 @@ def adam_step_size(state: dict[str, Any], group: dict[str, Any], _before: dict[s
     return group["lr"] / (1 - beta1**t) / (v.sqrt() / math.sqrt(1 - beta2**t) + group["eps"])
 
 
+def adamax_step_size(state: dict[str, Any], group: dict[str, Any], _before: dict[str, Any]
+                     ) -> Tensor:
+    """lr / (1 − β₁ᵗ) / u, with u = max(β₂·u, |g| + ε) (ε is inside torch's infinity norm)."""
+    beta1, _ = group["betas"]
+    return group["lr"] / (1 - beta1 ** float(state["step"])) / state["exp_inf"]
+
+
 def rmsprop_step_size(state: dict[str, Any], group: dict[str, Any], _before: dict[str, Any]
                       ) -> Tensor:
     """lr / (√(v − ḡ²) + ε) when centered, lr / (√v + ε) otherwise."""
@@ -91,6 +99,7 @@ def adadelta_step_size(state: dict[str, Any], group: dict[str, Any], before: dic
 STEP_SIZES: dict[str, tuple[tuple[str, ...], StepSize]] = {
     "Adam": ((), adam_step_size),
     "AdamW": ((), adam_step_size),
+    "Adamax": ((), adamax_step_size),
     "RMSprop": ((), rmsprop_step_size),
     "Adagrad": ((), adagrad_step_size),
     "Adadelta": (("acc_delta",), adadelta_step_size),
