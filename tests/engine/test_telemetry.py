@@ -225,3 +225,22 @@ def test_telemetry_survives_checkpoint_and_resume(digits, tmp_path):
                   checkpoint_dir=tmp_path, resume=True)
     assert resumed.history.train_loss == whole.history.train_loss
     assert resumed.history.telemetry == whole.history.telemetry
+
+
+@pytest.mark.parametrize("cls", [torch.optim.Adadelta, ours.Adadelta, torch.optim.Adam])
+def test_the_very_first_step_is_measured(cls):
+    """An epoch of one batch: the measured step is the one that creates the state."""
+    model = tiny_model()
+    opt = cls(model.parameters(), lr=0.5)
+    telemetry = Telemetry(model, opt)
+    before = [p.detach().clone() for p in model.parameters()]
+    telemetry.observe(make_step(model, opt), 1)(*batch(0))
+    values = telemetry.pop()
+    assert values["effective_lr/0.weight"] > 0
+    first = next(model.parameters())
+    delta = first.detach() - before[0]
+    assert values["l2_norm/update/0.weight"] == pytest.approx(float(delta.norm()), rel=1e-6)
+    if cls.__name__ == "Adadelta":  # no acc_delta before the first step: zeros, as torch's
+        size = STEP_SIZES["Adadelta"][1](opt.state[first], opt.param_groups[0], {})
+        torch.testing.assert_close(delta, -size * first.grad, rtol=2e-5, atol=1e-7)
+        assert values["effective_lr/0.weight"] == pytest.approx(float(size.mean()), rel=1e-6)

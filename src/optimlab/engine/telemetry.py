@@ -89,9 +89,11 @@ def adagrad_step_size(state: dict[str, Any], group: dict[str, Any], _before: dic
 
 def adadelta_step_size(state: dict[str, Any], group: dict[str, Any], before: dict[str, Any]
                        ) -> Tensor:
-    """lr·√(u + ε) / √(v + ε) with u the accumulated updates before this step."""
-    eps = group["eps"]
-    return group["lr"] * (before["acc_delta"] + eps).sqrt() / (state["square_avg"] + eps).sqrt()
+    """lr·√(u + ε) / √(v + ε) with u the accumulated updates before this step (zeros, as the
+    optimizer starts them, when this was the first step)."""
+    eps, v = group["eps"], state["square_avg"]
+    u = before.get("acc_delta", torch.zeros_like(v))
+    return group["lr"] * (u + eps).sqrt() / (v + eps).sqrt()
 
 
 #: optimizer class name → (state keys to copy before the step, step-size function); torch's
