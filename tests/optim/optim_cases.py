@@ -1,15 +1,32 @@
-"""The table of optimizers under test and the parity harness every optim test shares.
+"""The one table of optimizers under test, and the parity harness every optim test shares.
 
-Each :class:`Algo` pairs an optimlab class with its torch.optim reference and torch's own
-sample inputs (``torch.testing._internal.common_optimizers``). :func:`run_parity` trains the
-two side by side on the same gradients and reports the first difference, bit for bit.
+Each :class:`Algo` row pairs an optimlab class with its reference (``torch.optim``'s class,
+or a reference package's) and the reference's sample inputs. The parity suite
+(test_optim_parity.py), the API and state suites, the ``fused=True`` suite (test_fused.py) and
+``benchmarks/optim_step.py`` all read :data:`ALGOS`; nothing else names the optimizers.
+
+Adding an optimizer here is one row::
+
+    Algo("nadam", oo.NAdam, torch.optim.NAdam,
+         co.optim_inputs_func_nadam, co.optim_error_inputs_func_nadam,
+         hparams={"lr": 1e-3}, flags={"weight_decay": 0.1, "decoupled_weight_decay": True})
+
+``inputs``/``error_inputs`` are torch's ``optim_inputs_func_<algo>`` and
+``optim_error_inputs_func_<algo>`` (``torch.testing._internal.common_optimizers``); a reference
+outside torch passes functions returning the same kinds of objects (or ``lambda device: []``).
+``hparams`` is a typical setting (the fused suite's first case, the benchmark's), ``flags``
+the main options turned on together (the fused suite's second case). A row whose reference has
+no ``fused=True`` is benchmarked against the reference's best other path.
+
+:func:`run_parity` trains ours and the reference side by side on the same gradients and
+reports the first difference, bit for bit.
 """
 
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
@@ -23,51 +40,41 @@ import optimlab.optim as oo
 class Algo:
     name: str  # registry name
     ours: type[torch.optim.Optimizer]
-    theirs: type[torch.optim.Optimizer]
+    theirs: type[torch.optim.Optimizer]  # the reference
     inputs: Callable[..., list[Any]]  # torch's optim_inputs_func_<algo>
     error_inputs: Callable[..., list[Any]]  # torch's optim_error_inputs_func_<algo>
+    #: a typical setting: the fused suite's plain case and the benchmark's hyperparameters
+    hparams: Mapping[str, Any] = field(default_factory=lambda: {"lr": 1e-3})
+    #: the main options at once (added to ``hparams``): the fused suite's second case
+    flags: Mapping[str, Any] = field(default_factory=dict)
+    #: (atol, rtol) of fused=True against the reference's for-loop in float32: torch's own
+    #: fused-vs-for-loop tolerance (test_optim's assertEqual defaults) unless stated
+    fused_tol32: tuple[float, float] = (1e-5, 1.3e-6)
 
     def __str__(self) -> str:
         return self.name
 
 
 ALGOS = (
-    Algo("sgd", oo.SGD, torch.optim.SGD, co.optim_inputs_func_sgd, co.optim_error_inputs_func_sgd),
-    Algo(
-        "adagrad",
-        oo.Adagrad,
-        torch.optim.Adagrad,
-        co.optim_inputs_func_adagrad,
-        co.optim_error_inputs_func_adagrad,
-    ),
-    Algo(
-        "rmsprop",
-        oo.RMSprop,
-        torch.optim.RMSprop,
-        co.optim_inputs_func_rmsprop,
-        co.optim_error_inputs_func_rmsprop,
-    ),
-    Algo(
-        "adam",
-        oo.Adam,
-        torch.optim.Adam,
-        co.optim_inputs_func_adam,
-        co.optim_error_inputs_func_adam,
-    ),
-    Algo(
-        "adamw",
-        oo.AdamW,
-        torch.optim.AdamW,
-        co.optim_inputs_func_adamw,
-        co.optim_error_inputs_func_adamw,
-    ),
-    Algo(
-        "adadelta",
-        oo.Adadelta,
-        torch.optim.Adadelta,
-        co.optim_inputs_func_adadelta,
-        co.optim_error_inputs_func_adadelta,
-    ),
+    Algo("sgd", oo.SGD, torch.optim.SGD, co.optim_inputs_func_sgd, co.optim_error_inputs_func_sgd,
+         hparams={"lr": 0.1, "momentum": 0.9},
+         flags={"nesterov": True, "weight_decay": 0.01, "maximize": True}),
+    Algo("adagrad", oo.Adagrad, torch.optim.Adagrad, co.optim_inputs_func_adagrad,
+         co.optim_error_inputs_func_adagrad, hparams={"lr": 0.1},
+         flags={"lr_decay": 0.01, "weight_decay": 0.1, "maximize": True,
+                "initial_accumulator_value": 0.1}),
+    Algo("rmsprop", oo.RMSprop, torch.optim.RMSprop, co.optim_inputs_func_rmsprop,
+         co.optim_error_inputs_func_rmsprop, hparams={"lr": 0.01},
+         flags={"centered": True, "momentum": 0.9, "weight_decay": 0.1}),
+    Algo("adam", oo.Adam, torch.optim.Adam, co.optim_inputs_func_adam,
+         co.optim_error_inputs_func_adam, hparams={"lr": 0.01},
+         flags={"amsgrad": True, "weight_decay": 0.1, "maximize": True}),
+    Algo("adamw", oo.AdamW, torch.optim.AdamW, co.optim_inputs_func_adamw,
+         co.optim_error_inputs_func_adamw, hparams={"lr": 0.01}, flags={"amsgrad": True}),
+    # torch's compiled-vs-eager override for Adadelta's chain of square roots (optim_db)
+    Algo("adadelta", oo.Adadelta, torch.optim.Adadelta, co.optim_inputs_func_adadelta,
+         co.optim_error_inputs_func_adadelta, hparams={"lr": 1.0},
+         flags={"lr": 0.5, "weight_decay": 0.1, "maximize": True}, fused_tol32=(5e-5, 5.5e-4)),
 )
 BY_NAME = {a.name: a for a in ALGOS}
 

@@ -1,230 +1,169 @@
-"""Compiling an update rule: the hoisting backend and the persistent cache.
+"""Compiling an update rule with ``torch.compile``, its step scalars computed outside the kernel.
 
-This is the half of the ``fused=True`` path that turns ``optimizer.rule`` (the same function
-the eager path loops over) into fast kernels; :mod:`optimlab.optim._fused` lays parameters and
-state out in buffers and calls :func:`call_rule`, or
-:func:`optimlab.optim._direct.call_direct` for parameters updated where they are.
+This is the half of the ``fused=True`` path that turns an optimizer's ``rule`` (the same
+function the eager path loops over) into a compiled function; :mod:`optimlab.optim._fused`
+lays parameters and state out in buffers and calls it. Only public ``torch.compile`` API is
+used: a custom backend (an ``fx.GraphModule`` transform, then inductor looked up by name as
+torch's custom-backend guide composes backends), per-call recompile bookkeeping
+(``isolate_recompiles``) and ``maybe_mark_dynamic`` on the buffers' length (one graph for
+every size, :func:`any_size`).
 
-- **Step scalars outside the kernel.** ``step`` and ``lr`` enter the compiled graph as 0-dim
-  float64 tensors (so a new step or a scheduled lr never recompiles). Left alone, inductor
-  inlines the 0-dim arithmetic (``1 - β₂ᵗ``, ``√·``) into the elementwise loop and evaluates
-  two ``std::pow`` per vector of 8 floats — 4× slower than torch's fused Adam on CPU.
-  :func:`hoisting_backend` cuts those 0-dim nodes out of the graph, evaluates them once per
-  call on Python floats (as the eager rule does) and hands the results to the inductor kernel
-  as inputs.
-- **A persistent compile cache.** Inductor's FX graph cache is kept on disk (by default under
-  ``~/.cache/optimlab/inductor``; set ``TORCHINDUCTOR_CACHE_DIR`` to move it), so a second
-  process pays only Dynamo's trace, not the C++ compile.
+**Why a backend of our own.** ``step`` and ``lr`` enter the graph as 0-dim float64 tensors, so
+a new step or a scheduled learning rate is a new *value*, never a recompile. Left alone,
+inductor inlines the arithmetic on them (``1 - β₂ᵗ``, ``√·``, ``γ / (1 - β₁ᵗ)``) into the
+elementwise loop and evaluates two ``pow`` per vector of floats — several times slower than
+torch's fused Adam on CPU. :func:`hoisting_backend` cuts that 0-dim arithmetic out of the
+graph, evaluates it once per call on Python floats (the very operations the eager rule does on
+its float ``step``) and hands the results to the inductor kernel as inputs.
 """
 
 from __future__ import annotations
 
-import functools
-import os
-import types
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from pathlib import Path
+from collections.abc import Callable, Hashable
 from typing import Any
 
 import torch
 import torch.fx as fx
 from torch import Tensor
 
-__all__ = ["BUILT", "Kernel", "cache_dir", "call_rule", "compile_count", "compile_named",
-           "states_at"]
+__all__ = ["any_size", "apply_each", "compile_count", "compiled_rule", "hoisting_backend"]
 
 _COMPILES = 0
 
+#: compiled variants kept per rule (flags, dtypes, constant hyperparameters); past this, a
+#: group whose hyperparameters change every step (a scheduled weight decay, say) would compile
+#: every step, so new variants run the eager rule instead
+MAX_VARIANTS = 32
 
-def cache_dir() -> Path:
-    """Where inductor keeps compiled kernels: ``$TORCHINDUCTOR_CACHE_DIR`` if set (by the user,
-    or by inductor itself when it ran before this module was imported), else the user cache."""
-    default = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "optimlab"
-    return Path(os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(default / "inductor")))
-
-
-# Before inductor first asks for it (it then pins its /tmp default into the environment).
-cache_dir()
+_VARIANTS: dict[Callable[..., Any], dict[Hashable, Callable[..., Any]]] = {}
 
 
 def compile_count() -> int:
-    """How many graphs this process has handed to inductor (tests check the path compiled)."""
+    """How many graphs this process has compiled for rules (tests check the path compiled)."""
     return _COMPILES
 
 
-# -- compilation ------------------------------------------------------------------------------
-def _is_scalar(node: fx.Node) -> bool:
-    value = node.meta.get("example_value", node.meta.get("val"))
-    return isinstance(value, Tensor) and value.dim() == 0
+def any_size(t: Tensor) -> Tensor:
+    """``t`` (1-D), marked so that the graph compiled for it serves any length."""
+    torch._dynamo.maybe_mark_dynamic(t, 0)
+    return t
 
 
-def _scalar_nodes(graph: fx.Graph) -> list[fx.Node]:
-    """Out-of-place 0-dim nodes computed only from 0-dim graph inputs (step, lr, betas…)."""
-    found: set[fx.Node] = set()
-    for node in graph.nodes:
-        pure = node.op == "call_function" or (
-            node.op == "call_method" and not str(node.target).endswith("_")
-        )
-        if pure and _is_scalar(node) and all(
-            (n.op == "placeholder" and _is_scalar(n)) or n in found for n in node.all_input_nodes
-        ):
-            found.add(node)
-    return [n for n in graph.nodes if n in found]
+def _is_arithmetic(node: fx.Node) -> bool:
+    """A Python operator (``+ - * / ** neg``) applied to graph values and plain numbers."""
+    return (
+        node.op == "call_function"
+        and getattr(node.target, "__module__", None) in ("_operator", "operator")
+        and not node.kwargs
+        and bool(node.all_input_nodes)
+        and all(isinstance(a, fx.Node | int | float) for a in node.args)
+    )
 
 
-def hoisting_backend(gm: fx.GraphModule, example_inputs: list[Tensor]) -> Callable[..., Any]:
+def _scalar_arithmetic(gm: fx.GraphModule, example_inputs: list[Any]) -> list[fx.Node]:
+    """The operator nodes computed only from the graph's 0-dim tensor inputs (step, lr),
+    each computation once (a duplicate's users are moved to the first).
+
+    The fused path never passes a 0-dim parameter, gradient or state (it hands the rule 1-D
+    buffers), so the 0-dim inputs are exactly the step scalars.
+    """
+    inputs = [n for n in gm.graph.nodes if n.op == "placeholder"]
+    scalar = {
+        n for n, x in zip(inputs, example_inputs, strict=True)
+        if isinstance(x, Tensor) and x.dim() == 0
+    }
+    found: dict[tuple[Any, ...], fx.Node] = {}
+    for node in list(gm.graph.nodes):
+        if _is_arithmetic(node) and all(a in scalar for a in node.all_input_nodes):
+            same = found.setdefault((node.target, *node.args), node)
+            if same is not node:  # each parameter of a chunk computes the same bias corrections
+                node.replace_all_uses_with(same)
+                gm.graph.erase_node(node)
+            scalar.add(same)
+    return list(found.values())
+
+
+def _evaluate(nodes: list[fx.Node], inputs: dict[fx.Node, Any]) -> dict[fx.Node, Any]:
+    """Run ``nodes`` (operator calls) on ``inputs``; every value they produce, by node."""
+    env = dict(inputs)
+    for n in nodes:
+        env[n] = n.target(*(env[a] if isinstance(a, fx.Node) else a for a in n.args))  # type: ignore[operator]
+    return env
+
+
+def hoisting_backend(gm: fx.GraphModule, example_inputs: list[Any]) -> Callable[..., Any]:
     """Compile ``gm`` with inductor after moving its 0-dim arithmetic out of the kernel.
 
-    The prelude (``1 - β^t``, ``lr / bc1``, ``bc2 ** 0.5`` …, a dozen scalar ops) runs eagerly
-    once per call; its results become extra inputs of the elementwise graph, which inductor
-    then vectorises with loop-invariant scalars instead of per-element double ``pow``.
+    The prelude (``1 - β^t``, ``lr / bc1``, ``bc2 ** 0.5`` …, a dozen operations) runs on
+    Python floats once per call; its results become extra 0-dim inputs of the elementwise
+    graph, which inductor then vectorises with loop-invariant scalars.
     """
     global _COMPILES
-    from torch._inductor.compile_fx import compile_fx
-
     _COMPILES += 1
-    inputs = [n for n in gm.graph.nodes if n.op == "placeholder"]
-    graph_args = [n.meta.get("grapharg") for n in inputs]
-    sources = [None if a is None else getattr(a.source, "name", None) for a in graph_args]
-    outputs = gm.graph.output_node().args[0]
-    # Dynamo's fake values: a dense input whose size stayed symbolic fits any size
-    fakes = [n.meta.get("example_value") for n in inputs]
-    any_size = all(
-        isinstance(v.shape[0], torch.SymInt) for v in fakes if isinstance(v, Tensor) and v.dim()
-    )
-    kinds: list[type] = [Tensor if isinstance(v, Tensor) else int if isinstance(v, torch.SymInt)
-                         else type(None) for v in fakes]
-    n_outputs = len(outputs) if isinstance(outputs, tuple | list) else 1
-    scalar = _scalar_nodes(gm.graph)
-    hoisted = [n for n in scalar if any(u not in scalar for u in n.users)]
+    inductor = torch._dynamo.lookup_backend("inductor")
+    arithmetic = _scalar_arithmetic(gm, example_inputs)
+    hoisted = [n for n in arithmetic if any(u not in arithmetic for u in n.users)]
     if not hoisted:
-        kernel: Any = compile_fx(gm, example_inputs)
-        return _record(Kernel(kernel, None, sources, any_size, kinds, n_outputs))
+        return inductor(gm, example_inputs)
+    inputs = [n for n in gm.graph.nodes if n.op == "placeholder"]
+    index = {n: i for i, n in enumerate(inputs)}
+    # example values of the hoisted scalars (their dtypes), from 0-dim operator calls alone
+    examples = _evaluate(arithmetic, dict(zip(inputs, example_inputs, strict=True)))
+    dtypes = [examples[n].dtype for n in hoisted]
 
-    prelude, env = fx.Graph(), {}
+    kernel_graph, env = fx.Graph(), {}
     for n in inputs:
-        env[n] = prelude.placeholder(n.name)
-        env[n].meta = dict(n.meta)
-    for n in scalar:
-        env[n] = prelude.node_copy(n, lambda x: env[x])
-    prelude.output(tuple(env[n] for n in hoisted))
-
-    main, env2 = fx.Graph(), {}
-    for n in [*inputs, *hoisted]:
-        env2[n] = main.placeholder(n.name if n in inputs else f"hoisted_{n.name}")
-        env2[n].meta = dict(n.meta)
+        env[n] = kernel_graph.node_copy(n)
+    for n in hoisted:
+        env[n] = kernel_graph.placeholder(f"hoisted_{n.name}")
     for n in gm.graph.nodes:
-        if n.op != "placeholder" and n not in scalar:
-            env2[n] = main.node_copy(n, lambda x: env2[x])
+        if n.op != "placeholder" and n not in arithmetic:
+            env[n] = kernel_graph.node_copy(n, lambda x: env[x])
+    kernel = inductor(
+        fx.GraphModule(gm, kernel_graph), [*example_inputs, *(examples[n] for n in hoisted)]
+    )
+    scalar_inputs = {n for a in arithmetic for n in a.all_input_nodes if n in index}
 
-    extra = [n.meta.get("example_value", n.meta.get("val")) for n in hoisted]
-    kernel = compile_fx(fx.GraphModule(gm, main), [*example_inputs, *extra])
-    prelude_fn = _float_prelude(scalar, hoisted, inputs, extra)
-    if prelude_fn is None:
-        prelude_fn = fx.GraphModule(gm, prelude).forward
-    return _record(Kernel(kernel, prelude_fn, sources, any_size, kinds, n_outputs))
+    def with_prelude(*args: Any) -> Any:
+        values = _evaluate(arithmetic, {n: args[index[n]].item() for n in scalar_inputs})
+        scalars = [torch.tensor(values[n], dtype=dt) for n, dt in zip(hoisted, dtypes, strict=True)]
+        return kernel(*args, *scalars)
 
-
-@dataclass
-class Kernel:
-    """What the backend made of one graph: the inductor kernel, the prelude computing its
-    hoisted scalars, and where Dynamo took each input from (``L['param']``, …)."""
-
-    kernel: Callable[..., Any]
-    prelude: Callable[..., Sequence[Tensor]] | None
-    sources: list[str | None]
-    any_size: bool  # every tensor input of the graph has a symbolic size
-    kinds: list[type]  # Tensor or int, per input (a float Dynamo lifted is neither: refused)
-    n_outputs: int
-
-    def __call__(self, *args: Any) -> Any:
-        if self.prelude is None:
-            return self.kernel(*args)
-        return self.kernel(*args, *self.prelude(*args))
+    return with_prelude
 
 
-#: the kernels the backend made lately, newest last (``_direct.DirectRule`` empties it, makes
-#: one call and takes what that call compiled)
-BUILT: list[Kernel] = []
-
-
-def _record(kernel: Kernel) -> Kernel:
-    BUILT.append(kernel)
-    del BUILT[:-8]
-    return kernel
-
-
-def _float_prelude(
-    scalar: list[fx.Node], hoisted: list[fx.Node], inputs: list[fx.Node], examples: list[Any]
-) -> Callable[..., list[Tensor]] | None:
-    """The prelude evaluated on Python floats, when it is plain arithmetic (it is for all six
-    rules): a dozen float operations cost far less than a dozen 0-dim tensor ops, and they
-    are the very operations the eager rule performs on its Python-float ``step``."""
-    if not all(
-        n.op == "call_function"
-        and getattr(n.target, "__module__", None) in ("_operator", "operator")
-        and not n.kwargs
-        and all(isinstance(a, fx.Node | int | float) for a in n.args)
-        for n in scalar
-    ):
-        return None
-    position = {n: i for i, n in enumerate(inputs)}
-    dtypes = [e.dtype for e in examples]
-
-    def value(a: Any, env: dict[fx.Node, Any], args: tuple[Any, ...]) -> Any:
-        if not isinstance(a, fx.Node):
-            return a
-        return env[a] if a in env else args[position[a]].item()
-
-    def prelude(*args: Any) -> list[Tensor]:
-        env: dict[fx.Node, Any] = {}
-        for n in scalar:
-            env[n] = n.target(*(value(a, env, args) for a in n.args))  # type: ignore[operator]
-        return [torch.tensor(env[n], dtype=dt) for n, dt in zip(hoisted, dtypes, strict=True)]
-
-    return prelude
-
-
-def apply_rule(rule, param, grad, states, step, kwargs):  # type: ignore[no-untyped-def]
-    """The body that gets compiled: one call of the rule (named per use, see compile_named)."""
-    return rule(param, grad, *states, step=step, **kwargs)
-
-
-def compile_named(name: str) -> Callable[..., Any]:
-    """:func:`apply_rule` compiled under its own code name, hence its own Dynamo cache (and
-    automatic-dynamic record): the variants of one optimizer (flags, dtype) never crowd out
-    another's under Dynamo's recompile limit."""
-    cache_dir()
-    code = apply_rule.__code__.replace(co_name=name)
-    fn = types.FunctionType(code, apply_rule.__globals__, name)
-    return torch.compile(fn, fullgraph=True, backend=hoisting_backend)
-
-
-@functools.cache
-def _compiled(rule: Callable[..., Any]) -> Callable[..., Any]:
-    """:func:`apply_rule` compiled for ``rule``, one per rule."""
-    return compile_named(f"fused_{rule.__name__}")
-
-
-def states_at(states: Sequence[Sequence[Tensor] | None], i: int) -> list[Tensor | None]:
-    """Tensor ``i`` of each state list (``None`` where the rule has no such state)."""
-    return [None if s is None else s[i] for s in states]
-
-
-def call_rule(
-    rule: Callable[..., Any],
+def apply_each(
+    rule: Callable[..., Tensor | None],
     params: list[Tensor],
     grads: list[Tensor],
     states: list[list[Tensor] | None],
     step: Tensor,
-    kwargs: dict[str, Any],
+    hyperparams: dict[str, Any],
 ) -> list[Tensor | None]:
-    """Run the compiled rule on each of the 1-D ``params`` in turn."""
-    fn = _compiled(rule)
-    for g in grads:  # a new size then shares the graph instead of compiling its own
-        torch._dynamo.maybe_mark_dynamic(g, 0)
+    """``rule`` on each parameter of the list in turn (state ``k`` of parameter ``i`` is
+    ``states[k][i]``, or ``None`` for all when ``states[k]`` is): the body that is compiled,
+    one graph for every list of the same length."""
     return [
-        fn(rule, p, grads[i], states_at(states, i), step, kwargs)
+        rule(p, grads[i], *(None if s is None else s[i] for s in states), step=step,
+             **hyperparams)
         for i, p in enumerate(params)
     ]
+
+
+def compiled_rule(rule: Callable[..., Any], variant: Hashable) -> Callable[..., Any] | None:
+    """:func:`apply_each` compiled for ``rule`` and one ``variant`` (what the graph is
+    specialised on: dtype, device, flags, constant hyperparameters), or ``None`` past
+    :data:`MAX_VARIANTS`.
+
+    Each variant is its own ``torch.compile`` call with ``isolate_recompiles=True``: its
+    graphs (one per list length) never count against another's recompile limit. Float
+    hyperparameters stay constants of the graph (``dynamic=True`` would make them inputs read
+    with ``.item()``, which the hoisting cannot move out of the kernel).
+    """
+    variants = _VARIANTS.setdefault(rule, {})
+    fn = variants.get(variant)
+    if fn is None and len(variants) < MAX_VARIANTS:
+        fn = variants[variant] = torch.compile(  # type: ignore[call-overload]  # stubs lag
+            apply_each, fullgraph=True, backend=hoisting_backend, isolate_recompiles=True
+        )
+    return fn

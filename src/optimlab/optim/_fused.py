@@ -1,52 +1,79 @@
-"""The ``fused=True`` path: the algorithm's own update rule, compiled, run on flat buffers.
+"""The ``fused=True`` path: the algorithm's own update rule, compiled, run on few tensors.
 
-Nothing here re-types an update rule. :func:`fused_step` takes ``optimizer.rule`` (the same
-function the eager path loops over) and runs it compiled (:mod:`optimlab.optim._compile`: step
-scalars hoisted out of the kernel, a persistent cache, direct kernel calls) on a few tensors
-instead of once per parameter:
+Nothing here re-types a rule or reaches into the optimizer: each step hands :func:`fused_step`
+a :class:`RuleContract` built by :class:`~optimlab.optim._base.RuleOptimizer` from its class
+table. :mod:`optimlab.optim._compile` compiles the rule (step scalars outside the kernel, so
+schedulers never recompile); this module decides what it runs on. Parameters of a group are
+bucketed by (device, dtype, step count); in a bucket:
 
-- **Flat buffers for small parameters.** Parameters of a group are bucketed by (device,
-  dtype, step count). Those under :data:`DIRECT_MIN_NUMEL` elements are packed: their values
-  move into one flat buffer (``p.data`` becomes a view into it, so nothing is copied back)
-  and their state (``exp_avg``, ``step``, …) into one flat buffer per key, with
-  ``optimizer.state[p]`` holding views strided like ``p`` (as torch lays state out), so
-  ``state_dict()`` still shows one tensor per parameter in torch's format. A step copies the
-  gradients into a flat buffer with one ``torch._foreach_copy_`` and runs the compiled rule
-  once: thousands of tiny kernels become one. Rebinding ``p.data`` (``module.to()``…) is detected
-  and the buffers are rebuilt.
-- **Larger contiguous parameters** are updated where they are, with their own state tensors,
-  by one compiled kernel called directly on each of them (:mod:`optimlab.optim._direct`),
-  so they need no gather.
+- **Small parameters are packed** (under :data:`PACK_MAX_NUMEL` elements): their values move
+  into one flat buffer (``p.data`` becomes a view, so nothing is copied back), their state into
+  one flat buffer per key, with ``state[p]`` holding views strided like ``p`` (torch's layout:
+  ``state_dict()`` is unchanged). A step copies the gradients in with one
+  ``torch._foreach_copy_`` and calls the rule once: thousands of tiny kernels become one.
+  Rebinding ``p.data`` (``module.to()``…) is detected and the buffers are rebuilt.
+- **Larger contiguous parameters** keep their own state and are never copied: 1-D views of
+  :data:`CHUNK` of one size go to one compiled call.
 
-Complex parameters and sparse gradients go to the eager rule. The code is device-generic (the
-flat buffers live on each parameter's device), but it has only been run on CPU.
+Complex parameters and sparse gradients take the eager rule. The code is device-generic, but
+has only been run on CPU.
 """
 
 from __future__ import annotations
 
 import operator
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 from torch import Tensor
-from torch.optim import Optimizer
 
-from ._compile import cache_dir, call_rule, compile_count
-from ._direct import call_direct
+from ._compile import any_size, compile_count, compiled_rule
 
-__all__ = ["DIRECT_MIN_NUMEL", "cache_dir", "compile_count", "fused_step"]
+__all__ = ["CHUNK", "PACK_MAX_NUMEL", "RuleContract", "compile_count", "fused_step"]
 
-#: contiguous parameters with at least this many elements are updated where they are; smaller
-#: ones are packed into a flat buffer. A direct call costs ~1.5 µs (inductor's C++ kernel called
-#: as is, see _direct.py), about what gathering one small gradient costs; measured on 16M
-#: floats, 2 threads: direct beats packing by 6–13% at 4096-element tensors (SGD, Adagrad,
-#: Adam), ties at 512–2048, and needs no flat copy of the gradients
-DIRECT_MIN_NUMEL = 1 << 12
+#: parameters with fewer elements are packed into flat buffers; larger contiguous ones are
+#: passed as they are, :data:`CHUNK` per compiled call. Packing costs a copy of each gradient
+#: (~8 bytes moved per fp32 element, ~0.25 ns on this machine's ~30 GB/s); a call costs
+#: ~15 µs (Dynamo's guards, AOTAutograd's wrappers), ~3 µs per tensor in a chunk of 8: even
+#: near 12k elements. A/B in one process on a loaded 2-core machine (indicative only) had
+#: packing ahead up to 100k-element tensors, but there the Python side is inflated; on a quiet
+#: run the copy is +28% of Adam's traffic, which the 1.1x target cannot absorb on 16M or 160x100k.
+PACK_MAX_NUMEL = 1 << 14
+
+#: larger parameters of one size go to the compiled rule this many per call (one graph for
+#: every chunk of this length): the fixed cost of a call is shared, a tensor more in the same
+#: call adds ~1-2 µs of guards
+CHUNK = 8
+
+Group = dict[str, Any]
 
 
-# -- flat buckets -----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class RuleContract:
+    """What the fast path needs from an optimizer, and all it gets.
+
+    :class:`~optimlab.optim._base.RuleOptimizer` builds one from its class table (``rule``,
+    ``state_keys``, ``_rule_kwargs``, ``_init_state``) for each fused group step, so an
+    optimizer declared in that shape gets ``fused=True`` without knowing this module.
+    """
+
+    #: the update rule ``rule(param, grad, *state, step=..., **hyperparams)``
+    rule: Callable[..., Tensor | None]
+    #: names of the state tensors passed after ``grad`` (absent → ``None``)
+    state_keys: tuple[str, ...]
+    #: this group's keyword arguments to ``rule``, except ``step``
+    hyperparams: Mapping[str, Any]
+    #: the optimizer's per-parameter state, kept in torch's format
+    state: MutableMapping[Tensor, dict[str, Any]]
+    #: creates ``state[p]`` for a parameter of the group (``step`` included) and returns it
+    init_state: Callable[[Tensor, Group], dict[str, Any]]
+    #: the eager loop, for what the compiled rule does not take (complex, sparse)
+    eager_step: Callable[[Group, list[Tensor]], None]
+
+
+# -- flat buffers -----------------------------------------------------------------------------
 def _flat_views(flat: Tensor, like: Sequence[Tensor]) -> list[Tensor]:
     """Views of ``flat``, back to back, shaped and strided like each of ``like``.
 
@@ -66,54 +93,85 @@ def _pack(tensors: Sequence[Tensor], like: Sequence[Tensor]) -> tuple[Tensor, li
     flat = torch.empty(sum(t.numel() for t in like), dtype=like[0].dtype, device=like[0].device)
     views = _flat_views(flat, like)
     torch._foreach_copy_(views, list(tensors))
-    torch._dynamo.maybe_mark_dynamic(flat, 0)
-    return flat, views
-
-
-def _flat_1d(t: Tensor) -> Tensor:
-    flat = t.detach().view(-1)
-    torch._dynamo.maybe_mark_dynamic(flat, 0)
-    return flat
+    return any_size(flat), views
 
 
 @dataclass
-class _Packed:
-    """Small parameters whose state lives in one flat buffer per key."""
+class _Chunk:
+    """What one compiled call updates: 1-D ``flat`` tensors (one flat buffer for packed
+    parameters, else up to :data:`CHUNK` parameters of one size) and their state per key."""
 
-    params: list[Tensor]
-    flat_param: Tensor
-    param_views: list[Tensor]
-    flat_state: list[Tensor | None]  # one per ``optimizer.state_keys``
-    flat_grad: Tensor
-    grad_views: list[Tensor]
+    params: list[Tensor]  # the parameters whose ``state`` entries these are
+    flat: list[Tensor]
+    states: list[list[Tensor] | None]  # per state key: one 1-D tensor per ``flat``, or None
+    flat_grad: Tensor | None = None  # packed: the gradients' flat buffer …
+    grad_views: list[Tensor] = field(default_factory=list)  # … and each one's place in it
 
-    def load(self) -> None:
-        """Gather this step's gradients into the flat buffer (the values already live there)."""
-        torch._foreach_copy_(self.grad_views, [p.grad for p in self.params])  # type: ignore[misc]
+    def grads(self) -> list[Tensor]:
+        """This step's gradients, 1-D: gathered into the flat buffer when packed."""
+        grads: list[Tensor] = [p.grad for p in self.params]  # type: ignore[misc]
+        if self.flat_grad is None:
+            return [g.reshape(-1) for g in grads]
+        torch._foreach_copy_(self.grad_views, grads)
+        return [self.flat_grad]
+
+    def adopt(self, c: RuleContract, made: list[Tensor]) -> None:
+        """Make the state tensors the rule created (SGD's first momentum step) this chunk's."""
+        self.states[0] = [any_size(t) for t in made]
+        views = _flat_views(made[0], self.params) if self.flat_grad is not None else [
+            t.view(p.shape) for p, t in zip(self.params, made, strict=True)]
+        for p, view in zip(self.params, views, strict=True):
+            c.state[p][c.state_keys[0]] = view
 
 
-
-def _make_packed(optimizer: Any, params: list[Tensor]) -> _Packed:
-    """Move the state of ``params`` into flat buffers and point ``optimizer.state`` at views."""
+def _packed(c: RuleContract, params: list[Tensor]) -> _Chunk:
+    """Move ``params`` and their state into flat buffers; ``p.data`` and ``state`` become views."""
     flat_param, param_views = _pack([p.detach() for p in params], params)
     for p, view in zip(params, param_views, strict=True):
         p.data = view  # the values now live in the flat buffer: no copy in or out per step
-    states = [optimizer.state[p] for p in params]
-    flat_state: list[Tensor | None] = []
-    for key in optimizer.state_keys:
-        present = [s.get(key) for s in states]
+    states: list[list[Tensor] | None] = []
+    for key in c.state_keys:
+        present = [c.state[p].get(key) for p in params]
         if any(t is None for t in present):
             assert all(t is None for t in present), f"state '{key}' on some params only"
-            flat_state.append(None)
+            states.append(None)
             continue
-        flat, views = _pack(present, params)
-        for s, view in zip(states, views, strict=True):
-            s[key] = view
-        flat_state.append(flat)
-    flat_grad = torch.empty_like(flat_param)
-    torch._dynamo.maybe_mark_dynamic(flat_grad, 0)
-    return _Packed(params, flat_param, param_views, flat_state, flat_grad,
-                   _flat_views(flat_grad, params))
+        flat, views = _pack(present, params)  # type: ignore[arg-type]  # no None: see above
+        for p, view in zip(params, views, strict=True):
+            c.state[p][key] = view
+        states.append([flat])
+    flat_grad = any_size(torch.empty_like(flat_param))
+    return _Chunk(params, [flat_param], states, flat_grad, _flat_views(flat_grad, params))
+
+
+def _stays_apart(c: RuleContract, p: Tensor) -> bool:
+    """Whether ``p`` is updated where it is: large, dense, with dense state of its own dtype
+    and device (torch's own layout; anything else is normalised by packing)."""
+    state = [c.state[p].get(key) for key in c.state_keys]
+    return p.numel() >= PACK_MAX_NUMEL and p.is_contiguous() and all(
+        t is None or (t.is_contiguous() and t.dtype == p.dtype and t.device == p.device)
+        for t in state
+    )
+
+
+def _in_place(c: RuleContract, large: list[Tensor]) -> list[_Chunk]:
+    """``large`` by size, in runs of :data:`CHUNK` (the rest one by one): every call then
+    has a list length and equal sizes its graph was compiled for."""
+    by_size: dict[int, list[Tensor]] = {}
+    for p in large:
+        by_size.setdefault(p.numel(), []).append(p)
+    runs = []
+    for same in by_size.values():
+        whole = len(same) - len(same) % CHUNK
+        runs += [same[i:i + CHUNK] for i in range(0, whole, CHUNK)] + [[p] for p in same[whole:]]
+    return [
+        _Chunk(ps, [any_size(p.detach().view(-1)) for p in ps], [
+            None if c.state[ps[0]].get(k) is None
+            else [any_size(c.state[p][k].view(-1)) for p in ps]
+            for k in c.state_keys
+        ])
+        for ps in runs
+    ]
 
 
 @dataclass
@@ -122,118 +180,76 @@ class _Bucket:
 
     step: float  # the step count shared by the bucket, before this step's increment
     flat_step: Tensor | None  # every ``state[p]['step']`` of the bucket is a view into it
-    packed: _Packed | None
-    direct: list[Tensor]  # large contiguous parameters, updated in place
-    direct_flat: list[Tensor]  # their 1-D views
-    direct_state: list[list[Tensor] | None]  # 1-D views of their own state, per key
-
-    def watched(self) -> list[Tensor]:
-        """The parameters whose ``optimizer.state`` entries the bucket relies on: the first
-        packed one (all packed state is views into the same buffers) and every direct one."""
-        return ([] if self.packed is None else self.packed.params[:1]) + self.direct
+    chunks: list[_Chunk]
+    params: list[Tensor]
 
 
-def _in_place(optimizer: Any, p: Tensor) -> bool:
-    """Whether ``p`` is updated where it is: large, dense, with dense state of its own dtype
-    and device (torch's own layout; anything else is normalised by packing)."""
-    state = [optimizer.state[p].get(key) for key in optimizer.state_keys]
-    return DIRECT_MIN_NUMEL <= p.numel() < 1 << 31 and p.is_contiguous() and all(
-        t is None or (t.is_contiguous() and t.dtype == p.dtype and t.device == p.device)
-        for t in state
-    )
-
-
-def _make_bucket(optimizer: Any, params: list[Tensor], step: float) -> _Bucket:
-    in_place = [_in_place(optimizer, p) for p in params]
-    direct = [p for p, d in zip(params, in_place, strict=True) if d]
-    small = [p for p, d in zip(params, in_place, strict=True) if not d]
-    states = [optimizer.state[p] for p in params]
+def _make_bucket(c: RuleContract, params: list[Tensor], step: float) -> _Bucket:
     flat_step = None
-    if "step" in states[0]:
-        flat_step = torch.stack([s["step"] for s in states])
-        for s, view in zip(states, flat_step.unbind(), strict=True):
-            s["step"] = view
-    direct_state: list[list[Tensor] | None] = []
-    for key in optimizer.state_keys:
-        held = [optimizer.state[p].get(key) for p in direct]
-        direct_state.append(None if any(t is None for t in held) else [_flat_1d(t) for t in held])
-    packed = _make_packed(optimizer, small) if small else None
-    return _Bucket(step, flat_step, packed, direct, [_flat_1d(p) for p in direct], direct_state)
+    if "step" in c.state[params[0]]:
+        flat_step = torch.stack([c.state[p]["step"] for p in params])
+        for p, view in zip(params, flat_step.unbind(), strict=True):
+            c.state[p]["step"] = view
+    small = [p for p in params if not _stays_apart(c, p)]
+    chunks = _in_place(c, [p for p in params if _stays_apart(c, p)])
+    return _Bucket(step, flat_step, ([_packed(c, small)] if small else []) + chunks, params)
 
 
 @dataclass
-class _Plan:
+class Plan:
     """The buckets of one param group, valid while what they were built from is unchanged.
 
     :meth:`valid` runs every step, so it compares lists built once (:meth:`remember`) with
     C-level ``map`` loops: ~0.1 µs per parameter instead of the few µs of a Python loop.
     """
 
-    group: dict[str, Any]
-    state: Any  # ``optimizer.state`` at build time: load_state_dict replaces it
+    group: Group
+    state: MutableMapping[Tensor, dict[str, Any]]  # load_state_dict replaces the mapping
     params: list[Tensor]
     buckets: list[_Bucket]
     ptrs: list[int] = field(default_factory=list)  # where each parameter's values live
-    watched: list[Tensor] = field(default_factory=list)  # see _Bucket.watched
-    dicts: list[dict[str, Any]] = field(default_factory=list)  # their optimizer.state[p]
+    watched: list[Tensor] = field(default_factory=list)  # whose state entries are checked
+    dicts: list[dict[str, Any]] = field(default_factory=list)  # their state[p]
     keys: list[str] = field(default_factory=list)  # one entry per (watched param, state key)
     key_dicts: list[dict[str, Any]] = field(default_factory=list)  # the dict of each entry
-    held: list[Tensor | None] = field(default_factory=list)  # what optimizer.state held then
+    held: list[Tensor | None] = field(default_factory=list)  # what state held then
 
-    def remember(self, optimizer: Any) -> None:
+    def remember(self, c: RuleContract) -> None:
         """Record what :meth:`valid` checks; again whenever the plan puts new state in place."""
         self.ptrs = [p.data_ptr() for p in self.params]
-        self.watched = [p for b in self.buckets for p in b.watched()]
-        self.dicts = [optimizer.state[p] for p in self.watched]
-        keys = optimizer.state_keys
-        self.keys = [k for _ in self.watched for k in keys]
-        self.key_dicts = [d for d in self.dicts for _ in keys]
-        self.held = [d.get(k) for d in self.dicts for k in keys]
+        # the first packed parameter stands for its chunk (all its state is views of the same
+        # buffers); every parameter updated in place stands for itself
+        self.watched = [p for b in self.buckets for ch in b.chunks
+                        for p in (ch.params[:1] if ch.flat_grad is not None else ch.params)]
+        self.dicts = [c.state[p] for p in self.watched]
+        self.keys = [k for _ in self.watched for k in c.state_keys]
+        self.key_dicts = [d for d in self.dicts for _ in c.state_keys]
+        self.held = [d.get(k) for d in self.dicts for k in c.state_keys]
 
-    def valid(self, optimizer: Any, group: dict[str, Any], params: list[Tensor]) -> bool:
-        if self.group is not group or self.state is not optimizer.state:
+    def valid(self, c: RuleContract, group: Group, params: list[Tensor]) -> bool:
+        if self.group is not group or self.state is not c.state:
             return False  # load_state_dict ran
         if len(params) != len(self.params) or not all(map(operator.is_, params, self.params)):
             return False  # another set of parameters has gradients
         if list(map(Tensor.data_ptr, params)) != self.ptrs:
             return False  # ``p.data`` rebound (``module.to()``…): must not update old storage
-        return all(map(operator.is_, map(optimizer.state.get, self.watched), self.dicts)) and all(
+        return all(map(operator.is_, map(c.state.get, self.watched), self.dicts)) and all(
             map(operator.is_, map(dict.get, self.key_dicts, self.keys), self.held)
         )  # state entries replaced by hand
 
 
-def _build_plan(optimizer: Any, group: dict[str, Any], params: list[Tensor]) -> _Plan:
+def _build_plan(c: RuleContract, group: Group, params: list[Tensor]) -> Plan:
     by_key: dict[tuple[Any, ...], list[Tensor]] = {}
     steps: dict[int, float] = {}
     for p in params:
-        state = optimizer.state.get(p) or optimizer._init_state(p, group)
+        state = c.state.get(p) or c.init_state(p, group)
         steps[id(p)] = float(state["step"]) if "step" in state else 0.0
         key = (p.device, p.dtype, steps[id(p)], state.get("step", torch.empty(0)).dtype)
         by_key.setdefault(key, []).append(p)
-    buckets = [_make_bucket(optimizer, ps, steps[id(ps[0])]) for ps in by_key.values()]
-    plan = _Plan(group, optimizer.state, list(params), buckets)
-    plan.remember(optimizer)
+    buckets = [_make_bucket(c, ps, steps[id(ps[0])]) for ps in by_key.values()]
+    plan = Plan(group, c.state, list(params), buckets)
+    plan.remember(c)
     return plan
-
-
-def _plan(optimizer: Any, group: dict[str, Any], params: list[Tensor]) -> _Plan:
-    """The cached plan for ``group``, rebuilt after load_state_dict or a new set of params."""
-    plans: dict[int, _Plan] = optimizer.__dict__.setdefault("_optimlab_fused_plans", {})
-    plan = plans.get(id(group))
-    if plan is None or not plan.valid(optimizer, group, params):
-        plan = plans[id(group)] = _build_plan(optimizer, group, params)
-        live = {id(g) for g in optimizer.param_groups}
-        for gid in [gid for gid in plans if gid not in live]:
-            del plans[gid]  # groups dropped by load_state_dict
-    return plan
-
-
-_GRAD_IS_SPARSE = operator.attrgetter("grad.is_sparse")
-
-
-def _eager_only(p: Tensor) -> bool:
-    """Complex parameters and sparse gradients take the eager rule."""
-    return p.is_complex() or p.grad.is_sparse  # type: ignore[union-attr]
 
 
 # -- the entry point --------------------------------------------------------------------------
@@ -247,53 +263,57 @@ def _as_float(x: Any) -> Any:
     return x
 
 
-def _as_scalar_tensor(x: Any) -> Any:
-    """Floats that change between steps enter the graph as 0-dim tensors: no recompiles."""
+def _scalar_tensor(x: Any) -> Tensor:
+    """``step`` and ``lr`` enter the graph as 0-dim float64 tensors: new values, no recompile."""
     if isinstance(x, Tensor):
-        return x.detach().to(device="cpu", dtype=torch.float64)
+        return x.detach().to(device="cpu", dtype=torch.float64).reshape(())
     return torch.tensor(float(x), dtype=torch.float64)
 
 
-def fused_step(optimizer: Optimizer, group: dict[str, Any], params_with_grad: list[Tensor]) -> None:
-    """One optimizer step for ``group`` through the compiled rule.
+def _eager_only(p: Tensor) -> bool:
+    """Complex parameters and sparse gradients take the eager rule."""
+    return p.is_complex() or p.grad.is_sparse  # type: ignore[union-attr]
 
-    Increments ``state[p]['step']`` like torch, keeps ``optimizer.state`` in torch's format
-    (per-parameter tensors, here views into flat buffers) and updates the parameters in place.
-    Complex parameters and sparse gradients take the eager rule.
+
+_GRAD_IS_SPARSE = operator.attrgetter("grad.is_sparse")
+
+
+def fused_step(
+    c: RuleContract, group: Group, params_with_grad: list[Tensor], plans: dict[int, Plan]
+) -> None:
+    """One step of ``group`` through the compiled rule; ``plans`` is the optimizer's cache.
+
+    Increments ``state[p]['step']`` like torch, keeps ``state`` in torch's format
+    (per-parameter tensors, views into flat buffers for packed ones) and updates the
+    parameters in place.
     """
-    opt: Any = optimizer
-    if any(map(Tensor.is_complex, params_with_grad)) or (  # C-level loops: ~0.1 µs a tensor
-        opt.sparse_ok and any(map(_GRAD_IS_SPARSE, params_with_grad))
-    ):
-        opt._eager_step(group, [p for p in params_with_grad if _eager_only(p)])
+    if any(map(Tensor.is_complex, params_with_grad)) or any(
+        map(_GRAD_IS_SPARSE, params_with_grad)
+    ):  # C-level loops: ~0.1 µs a tensor
+        c.eager_step(group, [p for p in params_with_grad if _eager_only(p)])
         params_with_grad = [p for p in params_with_grad if not _eager_only(p)]
     if not params_with_grad:
         return
-    kwargs = {name: _as_float(value) for name, value in opt._rule_kwargs(group).items()}
-    kwargs["lr"] = _as_scalar_tensor(kwargs["lr"])
-    key = opt.state_keys[0]
-    plan = _plan(opt, group, params_with_grad)
+    plan = plans.get(id(group))
+    if plan is None or not plan.valid(c, group, params_with_grad):
+        plan = plans[id(group)] = _build_plan(c, group, params_with_grad)
+    kwargs = {name: _as_float(value) for name, value in c.hyperparams.items() if name != "lr"}
+    constants = tuple(sorted(kwargs.items()))
+    kwargs["lr"] = _scalar_tensor(c.hyperparams["lr"])
     for b in plan.buckets:
+        some = b.params[0]
+        nones = tuple(c.state[some].get(k) is None for k in c.state_keys)
+        fn = compiled_rule(c.rule, (some.dtype, some.device, nones, constants))
+        if fn is None:  # too many variants of this rule: see _compile.MAX_VARIANTS
+            c.eager_step(group, b.params)
+            b.step += b.flat_step is not None  # the eager rule counted in the flat views
+            continue
         if b.flat_step is not None:
             b.flat_step.add_(1)
             b.step += 1
         step = torch.tensor(b.step, dtype=torch.float64)
-        if b.packed is not None:
-            pk = b.packed
-            pk.load()
-            states = [None if t is None else [t] for t in pk.flat_state]
-            (made,) = call_rule(opt.rule, [pk.flat_param], [pk.flat_grad], states, step, kwargs)
-            if made is not None:  # SGD's momentum buffer, created on the first step
-                torch._dynamo.maybe_mark_dynamic(made, 0)
-                pk.flat_state[0] = made
-                plan.remember(opt)
-                for p, view in zip(pk.params, _flat_views(made, pk.params), strict=True):
-                    opt.state[p][key] = view
-        if b.direct:
-            grads: list[Tensor] = [p.grad for p in b.direct]  # type: ignore[misc]  # any shape
-            made_list = call_direct(opt.rule, b.direct_flat, grads, b.direct_state, step, kwargs)
-            if made_list and made_list[0] is not None:
-                b.direct_state[0] = [_flat_1d(t) for t in made_list]  # type: ignore[arg-type]
-                plan.remember(opt)
-                for p, t in zip(b.direct, made_list, strict=True):
-                    opt.state[p][key] = t.view(p.shape)  # type: ignore[union-attr]
+        for chunk in b.chunks:
+            made = fn(c.rule, chunk.flat, chunk.grads(), chunk.states, step, kwargs)
+            if made[0] is not None:
+                chunk.adopt(c, made)
+                plan.remember(c)
