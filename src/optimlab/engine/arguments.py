@@ -133,16 +133,18 @@ def conforms(value: Any, hint: Any) -> bool:
     return True
 
 
-def check_arguments(cls: Any, kwargs: dict[str, Any], *, what: str) -> None:
+def check_arguments(cls: Any, kwargs: dict[str, Any], *, what: str,
+                    noun: str = "argument") -> None:
     """Raise :class:`UserError` for an unknown key or a value of the wrong type.
 
-    ``what`` names the thing in the message (``"optimizer 'sgd'"``). Ranges (``lr >= 0``) are
-    left to the constructor, whose own ``ValueError`` the callers turn into a UserError.
+    ``what`` names the thing in the message (``"optimizer 'sgd'"``), ``noun`` its keys
+    (``"hyperparameter"``). Ranges (``lr >= 0``) are left to the constructor, whose own
+    ``ValueError`` the callers turn into a UserError.
     """
     accepted = accepted_arguments(cls)
     for key in kwargs:
         if key not in accepted:
-            raise UserError(f"unknown argument {key!r} for {what}; valid: "
+            raise UserError(f"unknown {noun} {shown(key)} for {what}; valid: "
                             f"{', '.join(accepted)}")
     hints = _hints(cls)
     for key, value in kwargs.items():
