@@ -9,7 +9,6 @@ from optimlab import optim
 from optimlab.errors import UserError
 from optimlab.lab.spec import (
     build_optimizer,
-    check_scheduler_spec,
     folder_names,
     parse_spec,
     split_top_level,
@@ -105,9 +104,11 @@ def test_invalid_value_carries_the_optimizers_message():
 
 
 def test_scheduler_spec_checked():
-    check_scheduler_spec(parse_spec("steplr:step_size=3,gamma=0.5", kind="scheduler"))
+    from optimlab.lab.spec import parse_scheduler_spec
+
+    parse_scheduler_spec("steplr:step_size=3,gamma=0.5")
     with pytest.raises(UserError, match="nosuch"):
-        check_scheduler_spec(parse_spec("nosuch", kind="scheduler"))
+        parse_scheduler_spec("nosuch")
 
 
 def test_labels_and_folder_names():

@@ -260,16 +260,6 @@ def parse_scheduler_spec(text: str) -> Schedule:
     return recipes.parse_scheduler_spec(text)
 
 
-def check_scheduler_spec(spec: Spec) -> None:
-    """Validate a parsed scheduler spec on a throwaway optimizer (UserError when wrong)."""
-    import torch
-
-    from optimlab.engine.schedules import parse_schedule
-
-    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
-    parse_schedule(spec.name, spec.hparams, text=spec.text).build(opt)
-
-
 def unique_names(labels: list[str]) -> list[str]:
     """Make labels unique (``adam``, ``adam#2``) so runs can be told apart."""
     seen: dict[str, int] = {}
