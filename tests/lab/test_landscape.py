@@ -157,3 +157,19 @@ def test_user_mistakes():
     with pytest.raises(UserError, match="lr"):
         plan_specs(["sgd:lr=-1"])
     assert [n for _, n in plan_specs(["adam", "adam"])] == ["adam", "adam#2"]
+
+
+def test_schedule_free_runs_in_train_mode_like_the_reference_package():
+    import schedulefree  # the reference package (test extra)
+    fn = FUNCTIONS["rosenbrock"]
+    ours = run_path(fn, parse_spec("adamw_schedulefree:lr=0.05"), start=fn.start, steps=30)
+    p = torch.tensor(fn.start, dtype=torch.float64, requires_grad=True)
+    opt = schedulefree.AdamWScheduleFree([p], lr=0.05, foreach=False)
+    opt.train()
+    path = [fn.start]
+    for _ in range(30):
+        opt.zero_grad()
+        fn(*p.unbind()).backward()
+        opt.step()
+        path.append(tuple(p.detach().tolist()))
+    assert ours.path == path

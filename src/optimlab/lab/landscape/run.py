@@ -113,9 +113,14 @@ def run_path(fn: TestFunction, spec: Spec, *, start: Point, steps: int, noise: f
     The gradient noise is ``noise · N(0, I)`` drawn from a generator seeded with ``seed``, so
     every optimizer run with the same seed sees the same noise at the same step. The optimizer
     receives a closure (so ``torch.LBFGS`` works too; its inner evaluations draw noise as well).
+    Optimizers with ``train()``/``eval()`` modes (Schedule-Free) stay in train mode: the path is
+    the point where they take gradients, not their averaged evaluation point.
     """
+    from optimlab.engine.step import OptimizerModes
+
     point = torch.tensor(start, dtype=torch.float64, requires_grad=True)
     optimizer = build_optimizer(spec, [point])
+    OptimizerModes(optimizer).train()  # Schedule-Free: the path is its train-mode point
     generator = torch.Generator().manual_seed(seed)
     values: list[torch.Tensor] = []  # f at each closure call; the first of a step is f(path[i])
 
