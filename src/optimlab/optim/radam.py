@@ -103,15 +103,17 @@ def radam_update(
     m_hat = m / bias_correction1
     rho_inf = 2 / (1 - beta2) - 1  # ρ_∞
     rho_t = rho_inf - 2 * step * (beta2**step) / bias_correction2  # ρ_t
-    rect = ((rho_t - 4) * (rho_t - 2) * rho_inf / ((rho_inf - 4) * (rho_inf - 2) * rho_t)) ** 0.5
+    rect_sq = (rho_t - 4) * (rho_t - 2) * rho_inf / ((rho_inf - 4) * (rho_inf - 2) * rho_t)
 
     def adaptive_lr() -> Tensor:  # √(1-β2^t) / (√v_t + ε)
         return (bias_correction2**0.5) / v.sqrt().add_(eps)
 
-    if isinstance(step, Tensor):  # compiled: no data-dependent branch
+    if isinstance(step, Tensor):  # compiled: no data-dependent branch (|·| keeps r_t real
+        rect = abs(rect_sq) ** 0.5  # where it is not used, ρ_t ≤ 5)
         update = torch.where(rho_t > 5.0, rect * adaptive_lr(), 1.0)
         param.add_(m_hat * lr * update, alpha=-1.0)
     elif rho_t > 5.0:
+        rect = rect_sq**0.5  # r_t
         param.add_(m_hat * lr * adaptive_lr() * rect, alpha=-1.0)  # w -= γ·m̂·adaptive·r_t
     else:
         param.add_(m_hat * lr, alpha=-1.0)  # w -= γ·m̂ (SGD with momentum)
