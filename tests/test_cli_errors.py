@@ -72,6 +72,17 @@ def _old_out(root: Path) -> None:
     (root / "old" / "bands.png").write_text("stale")
 
 
+def _corrupt_checkpoint(root: Path) -> None:
+    """A one-epoch comparison in ``old`` whose checkpoint is then garbled (for --resume)."""
+    from optimlab.lab import CompareConfig, run_comparison
+
+    run_comparison(CompareConfig(optimizer=("sgd:lr=0.1",), epochs=1), out_dir=root / "old",
+                   store_path=None)
+    run = root / "old" / "checkpoints" / "sgd_lr=0.1" / "seed0"
+    (run / "result.json").unlink()
+    (run / "checkpoint.pt").write_bytes(b"garbage")
+
+
 def _c(*args: str) -> tuple[str, ...]:
     return ("compare", "--epochs", "2", *args)
 
@@ -120,6 +131,8 @@ PLAN_CASES: list[Bad] = [
         id="toml-bool"),
     Bad(("compare", "--resume", "old", "--force"), "drop --force", setup=_old_out,
         id="resume-force"),
+    Bad(("compare", "--resume", "old", "--quiet"), "cannot load checkpoint",
+        setup=_corrupt_checkpoint, id="resume-corrupt-checkpoint"),
     # the output folder (checked with the plan, before anything is written)
     Bad(_c("--out", "taken"), "is a file, not a folder", setup=_file("taken"), id="out-file"),
     Bad(_c("--out", "taken/sub"), "is a file, so no folder", setup=_file("taken"),
