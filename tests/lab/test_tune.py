@@ -152,7 +152,8 @@ def test_target_store_outputs_and_defaults(tmp_path):
     with open(result.out_dir / "trials.csv") as f:
         rows = list(csv.DictReader(f))
     assert [r["number"] for r in rows] == ["0", "1"] and float(rows[0]["lr"]) > 0
-    for name in ("lr_sensitivity.png", "reruns.png", "report.html", "study.sqlite"):
+    for name in ("lr_sensitivity.png", "reruns.png", "defaults.png", "report.html",
+                 "study.sqlite"):
         assert (result.out_dir / name).is_file(), name
     page = (result.out_dir / "report.html").read_text()
     assert 'id="tune"' in page and "[default]" in page and "[tuned]" in page

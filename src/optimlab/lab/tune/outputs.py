@@ -1,4 +1,5 @@
-"""A tune's files: results.json, trials.csv, lr_sensitivity.png, reruns.png, report.html.
+"""A tune's files: results.json, trials.csv, lr_sensitivity.png, reruns.png, defaults.png,
+report.html.
 
 All written atomically; the rerun curves and the report's mean ± std table reuse compare's
 plots and report (tuned reruns and untuned defaults are runs named ``… [tuned]`` and
@@ -53,7 +54,7 @@ def lr_sensitivity_png(entries: list[dict[str, Any]], metric: str, task: str) ->
     finite = [scale * t["value"] for e in entries for t in e["trials"]
               if t["value"] is not None and math.isfinite(t["value"]) and not t["diverged"]]
     top = max(finite) if finite else 1.0
-    edge = (0.0 if metric == "val_accuracy" else top * 1.05)
+    edge = (0.0 if metric == "val_accuracy" else top * 1.3)
     for e in entries:
         done = [(t["hparams"]["lr"], scale * t["value"]) for t in e["trials"]
                 if t["state"] == "complete" and not t["diverged"] and t["value"] is not None
@@ -71,13 +72,18 @@ def lr_sensitivity_png(entries: list[dict[str, Any]], metric: str, task: str) ->
             ax.scatter(diverged, [edge] * len(diverged), color=line.get_color(), marker="x",
                        s=40)
     ax.set_xscale("log")
+    if metric == "val_loss" and finite and min(finite) > 0:
+        ax.set_yscale("log")  # a poor lr's loss is 10-100x a good one's
     ax.set_xlabel(plots.LR_LABEL)
     ax.set_ylabel(METRIC_LABELS[metric].format(units=plots.loss_label(task)
                                                .removeprefix("loss (").rstrip(")")))
     ax.set_title("LR sensitivity: every trial (hollow: pruned, ×: diverged)")
     ax.grid(True, alpha=0.3, which="both")
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
-    return plots._png(fig)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=80)
+    plt.close(fig)
+    return buf.getvalue()
 
 
 def rerun_runs(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -103,10 +109,14 @@ def write_plots(out: Path, entries: list[dict[str, Any]], config: TuneConfig, ta
                 f"({config.trials} trials per optimizer, seed {config.seed})",
                 lr_sensitivity_png(entries, config.metric, task))]
     runs = rerun_runs(entries)
-    if runs:
-        written.append(("reruns.png", f"Reruns of each best configuration (and the untuned "
-                        f"defaults) on {config.seeds} seeds: mean ± std",
-                        plots.bands_plot(runs, task=task)))
+    tuned = [r for r in runs if r["kind"] == "tuned"]
+    defaults = [r for r in runs if r["kind"] == "default"]
+    if tuned:
+        written.append(("reruns.png", f"Each best configuration rerun on {config.seeds} "
+                        "other seeds: mean ± std", plots.bands_plot(tuned, task=task)))
+    if defaults:
+        written.append(("defaults.png", "The untuned default compare specs on the same "
+                        "seeds: mean ± std", plots.bands_plot(defaults, task=task)))
     for filename, _, png in written:
         atomic_write_bytes(out / filename, png)
     return [(f, c) for f, c, _ in written]
