@@ -96,3 +96,10 @@ def test_every_function_draws(function, tmp_path):
     assert Image.open(tmp_path / "animation.gif").n_frames == 4
     page = (tmp_path / "landscape.html").read_text()
     assert FUNCTIONS[function].formula in page
+
+
+def test_help_lists_every_function():
+    from optimlab.cli.landscape import EPILOG
+
+    listed = EPILOG.splitlines()[0].removeprefix("functions: ").replace(" (default)", "")
+    assert listed.split(", ") == list(FUNCTIONS)
