@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import sys
+from pathlib import Path
 from typing import Any
 
 from optimlab.errors import UserError
@@ -84,9 +86,19 @@ def run(args: argparse.Namespace) -> int:
                              overrides={k: overrides[k] for k in RUN_FLAGS if k in overrides},
                              log=log)
     else:
+        from optimlab.lab.tune.runner import default_out_dir
+
         config = load_tune_config(args.config, overrides)
         store = args.store if args.store is not None else "runs/optimlab.sqlite"
-        result = run_tune(config, out_dir=args.out, store_path=store, log=log)
+        out = args.out if args.out is not None else default_out_dir()
+        try:
+            result = run_tune(config, out_dir=out, store_path=store, log=log)
+        except KeyboardInterrupt:
+            if (Path(out) / "tune.json").is_file():
+                print(f"optimlab: interrupted; continue with: optimlab tune --resume {out}",
+                      file=sys.stderr)
+                return 130
+            raise
     print()
     print(result.table())
     print()

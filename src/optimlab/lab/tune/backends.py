@@ -25,7 +25,14 @@ class Backend(Protocol):
 
     def wait_one(self, handles: list[Any]) -> tuple[Any, dict[str, Any]]: ...
 
-    def close(self) -> None: ...
+    def close(self, wait: bool = True) -> None: ...
+
+
+def _ignore_ctrl_c() -> None:
+    """In a worker: Ctrl-C is the driver's to handle (it stops the tune; workers just exit)."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 class LocalBackend:
@@ -39,7 +46,8 @@ class LocalBackend:
 
             # spawn, not fork: the driver has torch (and its thread pools) loaded already
             self._pool = ProcessPoolExecutor(max_workers=workers,
-                                             mp_context=multiprocessing.get_context("spawn"))
+                                             mp_context=multiprocessing.get_context("spawn"),
+                                             initializer=_ignore_ctrl_c)
 
     def submit(self, task: Task) -> Future[dict[str, Any]]:
         if self._pool is not None:
@@ -53,9 +61,9 @@ class LocalBackend:
         first = next(h for h in handles if h in finished)  # the oldest of the finished
         return first, first.result()
 
-    def close(self) -> None:
+    def close(self, wait: bool = True) -> None:
         if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool.shutdown(wait=wait, cancel_futures=True)
 
 
 def check_ray_address(address: str) -> None:
@@ -101,7 +109,7 @@ class RayBackend:
         ready, _ = self._ray.wait(handles, num_returns=1)
         return ready[0], self._ray.get(ready[0])
 
-    def close(self) -> None:
+    def close(self, wait: bool = True) -> None:
         if self._started:
             self._ray.shutdown()
 

@@ -48,7 +48,8 @@ class TuneResult:
         return format_table(self.optimizers, self.config)
 
 
-def _default_out() -> Path:
+def default_out_dir() -> Path:
+    """``runs/<YYYYmmdd-HHMMSS>-tune``, with ``-2``, ``-3``… when it exists."""
     base = Path("runs") / (time.strftime("%Y%m%d-%H%M%S") + "-tune")
     out, i = base, 1
     while out.exists():
@@ -112,7 +113,7 @@ def run_tune(config: TuneConfig, *, out_dir: str | Path | None = None,
     from optimlab.models import build_model
 
     say = log or (lambda _line: None)
-    out = Path(out_dir) if out_dir is not None else _default_out()
+    out = Path(out_dir) if out_dir is not None else default_out_dir()
     saved = _load_state(out) if resume else {}
     if not resume and (out / STATE_FILE).exists():
         raise UserError(f"--out {out} already holds a tune; continue it with --resume {out} "
@@ -171,13 +172,15 @@ def _run(config: TuneConfig, planned: list[PlannedOptimizer], out: Path, saved: 
     per_worker = max(1, config.threads // workers)
     backend = make_backend(config.backend, workers, config.ray_address, per_worker)
     ctx = driver.Context(config, out, backend, store, exp_id, device, per_worker, say)
+    finished = False
     try:
         storage = open_storage((out / STUDY_FILE).resolve())
         trials = driver.run_trials(ctx, planned, storage)
         best = {i: driver.best_trial(t, config.metric) for i, t in trials.items()}
         reruns = driver.run_reruns(ctx, planned, best)
-    finally:
-        backend.close()
+        finished = True
+    finally:  # on Ctrl-C or an error, do not wait for the trials still running
+        backend.close(wait=finished)
         if store is not None:
             store.close()
     execution = {"workers": workers, "backend": config.backend,
