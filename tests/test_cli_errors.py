@@ -379,6 +379,8 @@ OTHER_CASES += [
         "no Ray cluster reachable", id="tune-ray-unreachable"),
     Bad(("tune", "--ray-address", "127.0.0.1:6379"), "--ray-address needs --backend ray",
         id="tune-ray-address-local"),
+    Bad(("tune", "--dataset", "line", "--metric", "val_accuracy", "--optimizer", "sgd"),
+        "regression dataset: it has no val_accuracy", id="tune-regression-accuracy"),
     Bad(("tune", "--resume", "nowhere"), "no tune.json there", id="tune-resume-missing"),
     Bad(("tune", "--resume", "nowhere", "--epochs", "3"), "drop --epochs",
         id="tune-resume-with-config"),

@@ -164,3 +164,22 @@ def test_covered_defaults_need_the_same_keys_and_a_point_inside():
                                                          "sgd:lr=1e-3,momentum=0.99"]
     assert covered_defaults(parse_search_spec("adam:lr=log(1e-2,1e-1)")) == ()  # 1e-3 outside
     assert covered_defaults(parse_search_spec("adam:lr=log(1e-5,1e-1),amsgrad=true")) == ()
+
+
+def test_toml_and_flags_fill_the_same_fields(tmp_path):
+    from optimlab.lab.tune import load_tune_config
+
+    path = tmp_path / "tune.toml"
+    path.write_text('optimizer = ["adam", "sgd:lr=log(1e-3,1)"]\ntrials = 4\n'
+                    'sampler = "grid"\ntarget = "val_accuracy=0.9"\n')
+    cfg = load_tune_config(path, {"trials": 6, "ray-address": None})
+    assert cfg.optimizer == ("adam", "sgd:lr=log(1e-3,1)") and cfg.trials == 6
+    assert cfg.sampler == "grid" and cfg.target_pair() == ("val_accuracy", 0.9)
+    for bad, fragment in (('trial = 3', "unknown key 'trial'"), ("trials = 0", ">= 1"),
+                          ('sampler = "cmaes"', "one of tpe, random, grid, qmc"),
+                          ("defaults = 1", "true or false"),
+                          ('target = "val_loss"', "METRIC=VALUE")):
+        path.write_text(bad + "\n")
+        with pytest.raises(UserError, match=None) as e:
+            load_tune_config(path)
+        assert fragment in str(e.value) and str(path) in str(e.value)

@@ -83,8 +83,8 @@ _CHOICES = {"sampler": ("tpe", "random", "grid", "qmc"), "pruner": ("none", "med
 _OPTIONAL = ("target", "workers", "ray_address", "data_dir")
 
 
-def parse_target(text: str) -> tuple[str, float]:
-    """``val_accuracy=0.95`` → ("val_accuracy", 0.95)."""
+def parse_target(text: str, where: str = "--target") -> tuple[str, float]:
+    """``val_accuracy=0.95`` → ("val_accuracy", 0.95); ``where`` names the input in errors."""
     metric, eq, value = text.partition("=")
     metric = metric.strip()
     try:
@@ -92,10 +92,10 @@ def parse_target(text: str) -> tuple[str, float]:
     except ValueError:
         number = float("nan")
     if not eq or metric not in METRICS or number != number:
-        raise UserError(f"--target {text!r}: expected METRIC=VALUE with METRIC one of "
+        raise UserError(f"{where} {text!r}: expected METRIC=VALUE with METRIC one of "
                         f"{', '.join(METRICS)}, e.g. val_accuracy=0.95")
     if metric == "val_accuracy" and not 0 < number <= 1:
-        raise UserError(f"--target {text!r}: an accuracy target is a fraction in (0, 1]")
+        raise UserError(f"{where} {text!r}: an accuracy target is a fraction in (0, 1]")
     return metric, number
 
 
@@ -135,7 +135,7 @@ def _coerce(raw: dict[str, Any], *, source: str) -> dict[str, Any]:
             raise UserError(f"{source}: {key} must be one of {', '.join(_CHOICES[key])}, "
                             f"got {value!r}")
         elif key == "target":
-            parse_target(value)
+            parse_target(value, "--target" if source == "option" else f"{source}: target")
         out[key] = value
     return out
 

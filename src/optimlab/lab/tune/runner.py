@@ -123,6 +123,10 @@ def run_tune(config: TuneConfig, *, out_dir: str | Path | None = None,
     data = load_dataset(config.dataset, data_dir=config.data_dir, seed=config.seed,
                         device=device)
     build_model(config.model, data.input_shape, data.num_outputs, seed=config.seed)
+    target = config.target_pair()
+    if data.task != "classification" and "val_accuracy" in (config.metric, target and target[0]):
+        raise UserError(f"{config.dataset} is a regression dataset: it has no val_accuracy; "
+                        "use --metric val_loss (and a val_loss target)")
     _check_backend(config)
 
     out.mkdir(parents=True, exist_ok=True)
