@@ -75,6 +75,12 @@ ALGOS = (
     Algo("adadelta", oo.Adadelta, torch.optim.Adadelta, co.optim_inputs_func_adadelta,
          co.optim_error_inputs_func_adadelta, hparams={"lr": 1.0},
          flags={"lr": 0.5, "weight_decay": 0.1, "maximize": True}, fused_tol32=(5e-5, 5.5e-4)),
+    Algo("radam", oo.RAdam, torch.optim.RAdam, co.optim_inputs_func_radam,
+         co.optim_error_inputs_func_radam, hparams={"lr": 1e-3},
+         flags={"weight_decay": 0.1, "decoupled_weight_decay": True, "maximize": True}),
+    Algo("adamax", oo.Adamax, torch.optim.Adamax, co.optim_inputs_func_adamax,
+         co.optim_error_inputs_func_adamax, hparams={"lr": 2e-3},
+         flags={"weight_decay": 0.1, "maximize": True}),
 )
 BY_NAME = {a.name: a for a in ALGOS}
 

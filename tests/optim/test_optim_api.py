@@ -16,7 +16,7 @@ import optimlab.optim as oo
 from optimlab.errors import UserError
 
 # Keyword-only options ours adds where torch has none.
-ADDED = {"rmsprop": ["fused"], "adadelta": ["fused"]}
+ADDED = {name: ["fused"] for name in ("rmsprop", "adadelta", "radam", "adamax")}
 
 
 def _shape(cls):

@@ -28,6 +28,8 @@ FULL_STATE = {
     "adam": {"amsgrad": True, "lr": torch.tensor(0.01)},
     "adamw": {"amsgrad": True},
     "adadelta": {"weight_decay": 0.1},
+    "radam": {"weight_decay": 0.1},
+    "adamax": {"weight_decay": 0.1, "maximize": True},
 }
 
 

@@ -1,11 +1,11 @@
-"""NAdam, RAdam and Adamax against torch.optim's for-loop path, bit for bit.
+"""NAdam, RAdam and Adamax beyond the shared table.
 
-The same harness as the six seed optimizers (``optim_cases.run_parity``): two param groups,
-contiguous, transposed, strided and 0-dim parameters, one whose grad is always None and one
-with zero gradients, 200 steps in float32 and float64 (40 in complex64), every parameter
-compared with ``torch.equal`` after every step and the whole state at the end. The inputs are
-torch's own (``optim_inputs_func_<algo>``), plus flag combinations they leave out; errors are
-torch's own error inputs, with torch's exception type and message.
+RAdam and Adamax are rows of ``optim_cases.ALGOS`` (torch's inputs, error inputs, signatures,
+state_dict crossing, ``fused=True``). NAdam is not: its per-parameter 0-dim ``mu_product``
+state is laid out like the parameter by the fused path (see test_new_fused.py), so the shared
+fused suite would fail on it; its torch-side suites run here with the same harness. Also here:
+flag combinations torch's inputs leave out (all three, 200 steps, float32 and float64) and
+NAdam's resume behaviour, which follows torch's.
 """
 
 from __future__ import annotations
@@ -15,52 +15,73 @@ import inspect
 
 import pytest
 import torch
-from optim_cases import Algo, make_params, run_parity
+from optim_cases import BY_NAME, UNHONOURED, Algo, _slug, make_params, run_parity
+from reference_pairs import crossing_problem
+from test_optim_api import _raise_from
 from torch.testing._internal import common_optimizers as co
-from torch.testing._internal.common_optimizers import OptimizerErrorEnum
 
 import optimlab.optim as oo
 
-NEW_ALGOS = (
-    Algo("nadam", oo.NAdam, torch.optim.NAdam, co.optim_inputs_func_nadam,
-         co.optim_error_inputs_func_nadam),
-    Algo("radam", oo.RAdam, torch.optim.RAdam, co.optim_inputs_func_radam,
-         co.optim_error_inputs_func_radam),
-    Algo("adamax", oo.Adamax, torch.optim.Adamax, co.optim_inputs_func_adamax,
-         co.optim_error_inputs_func_adamax),
+NADAM = Algo("nadam", oo.NAdam, torch.optim.NAdam, co.optim_inputs_func_nadam,
+             co.optim_error_inputs_func_nadam)
+ALGO = {**BY_NAME, "nadam": NADAM}
+
+
+def _nadam_inputs() -> list:
+    """torch's NAdam sample inputs for any device (device-neutral ones run on CPU); those
+    using a flag we refuse run without it, said in their id."""
+    seen: dict[str, dict] = {}
+    for device in ("cpu", "cuda", "mps"):
+        for inp in NADAM.inputs(device):
+            kwargs = {k: v for k, v in inp.kwargs.items() if k not in UNHONOURED}
+            dropped = sorted(k for k in UNHONOURED if inp.kwargs.get(k))
+            desc = _slug(inp.desc) + (f"-without-{'+'.join(dropped)}" if dropped else "")
+            seen.setdefault(desc, kwargs)
+    return [pytest.param(kw, id=d) for d, kw in seen.items()]
+
+
+@pytest.mark.parametrize(
+    ("dtype", "steps"), [(torch.float32, 200), (torch.float64, 200), (torch.complex64, 40)],
+    ids=["float32", "float64", "complex64"],
 )
-NEW_BY_NAME = {a.name: a for a in NEW_ALGOS}
-UNHONOURED = ("capturable", "differentiable")
+@pytest.mark.parametrize("kwargs", _nadam_inputs())
+def test_nadam_torch_inputs_bit_identical(kwargs, dtype, steps):
+    assert run_parity(NADAM, kwargs, dtype, steps) is None
 
 
-def _slug(text: str) -> str:
-    return "-".join(text.replace(",", " ").split()) or "default"
+def test_nadam_signature_and_defaults_match_torch():
+    """torch's names, order, defaults and kinds, plus a trailing keyword-only ``fused``."""
+    def shape(cls):
+        return [(p.name, p.kind, p.default) for p in inspect.signature(cls).parameters.values()]
+
+    assert shape(oo.NAdam)[:-1] == shape(torch.optim.NAdam)
+    assert shape(oo.NAdam)[-1] == ("fused", inspect.Parameter.KEYWORD_ONLY, None)
+    ours = oo.NAdam(make_params(torch.float32)).defaults
+    assert {k: v for k, v in ours.items() if k != "fused"} == torch.optim.NAdam(
+        make_params(torch.float32)).defaults
 
 
-def _torch_inputs() -> list:
-    """Each algorithm's torch sample inputs for any device (device-neutral ones run on CPU);
-    those using a flag we refuse run without it, with that said in their id."""
-    out = []
-    for algo in NEW_ALGOS:
-        seen: dict[str, dict] = {}
-        for device in ("cpu", "cuda", "mps"):
-            for inp in algo.inputs(device):
-                kwargs = {k: v for k, v in inp.kwargs.items() if k not in UNHONOURED}
-                dropped = sorted(k for k in inp.kwargs if k in UNHONOURED and inp.kwargs[k])
-                desc = _slug(inp.desc) + (f"-without-{'+'.join(dropped)}" if dropped else "")
-                seen.setdefault(desc, kwargs)
-        out += [pytest.param(algo, kw, id=f"{algo.name}-{d}") for d, kw in seen.items()]
-    return out
+@pytest.mark.parametrize(
+    "error_input",
+    [pytest.param(e, id=_slug(e.optimizer_error_input.desc))
+     for e in NADAM.error_inputs("cpu", torch.float32)],
+)
+def test_nadam_torch_error_inputs_raise_like_torch(error_input):
+    assert str(_raise_from(oo.NAdam, error_input)) == str(
+        _raise_from(torch.optim.NAdam, error_input))
 
 
-DTYPE_STEPS = [(torch.float32, 200), (torch.float64, 200), (torch.complex64, 40)]
+def _built(cls):
+    params = make_params(torch.float32)
+    extra = {} if cls is oo.NAdam else {"foreach": False}
+    return cls(params, weight_decay=0.1, decoupled_weight_decay=True, **extra), params
 
 
-@pytest.mark.parametrize("dtype_steps", DTYPE_STEPS, ids=lambda d: f"{d[0]}x{d[1]}")
-@pytest.mark.parametrize(("algo", "kwargs"), _torch_inputs())
-def test_torch_inputs_bit_identical(algo, kwargs, dtype_steps):
-    dtype, steps = dtype_steps
-    assert run_parity(algo, kwargs, dtype, steps) is None
+@pytest.mark.parametrize("direction", ["theirs-to-ours", "ours-to-theirs"])
+def test_nadam_state_dict_crosses_both_ways(direction):
+    assert crossing_problem(
+        lambda: _built(oo.NAdam), lambda: _built(torch.optim.NAdam), direction
+    ) is None
 
 
 EXTRA = [
@@ -81,79 +102,61 @@ EXTRA = [
 )
 def test_flag_combinations_bit_identical(case, dtype):
     name, kwargs = case
-    assert run_parity(NEW_BY_NAME[name], kwargs, dtype, 200) is None
+    assert run_parity(ALGO[name], kwargs, dtype, 200) is None
 
 
-@pytest.mark.parametrize("algo", NEW_ALGOS, ids=str)
-def test_foreach_runs_the_eager_rule(algo):
-    kwargs = {"weight_decay": 0.1, "maximize": True}
-    assert run_parity(algo, kwargs, torch.float32, 30, ours_kwargs={"foreach": True}) is None
-
-
-def _shape(cls):
-    return [(p.name, p.kind, p.default) for p in inspect.signature(cls).parameters.values()]
-
-
-@pytest.mark.parametrize("algo", NEW_ALGOS, ids=str)
-def test_signature_and_defaults_match_torch(algo):
-    """torch's names, order, defaults and kinds, plus a trailing keyword-only ``fused``."""
-    ours, theirs = _shape(algo.ours), _shape(algo.theirs)
-    assert ours[:-1] == theirs
-    assert ours[-1] == ("fused", inspect.Parameter.KEYWORD_ONLY, None)
-    ours_defaults = algo.ours(make_params(torch.float32)).defaults
-    theirs_defaults = algo.theirs(make_params(torch.float32)).defaults
-    assert {k: v for k, v in ours_defaults.items() if k != "fused"} == theirs_defaults
-
-
-def _error_inputs() -> list:
-    return [
-        pytest.param(algo, e, id=f"{algo.name}-{_slug(e.optimizer_error_input.desc)}")
-        for algo in NEW_ALGOS
-        for e in algo.error_inputs("cpu", torch.float32)
-    ]
-
-
-def _raised(cls, error_input):
-    inp = error_input.optimizer_error_input
-    params = inp.params if inp.params is not None else [torch.nn.Parameter(torch.randn(2, 3))]
-    if issubclass(error_input.error_type, Warning):
-        with pytest.warns(error_input.error_type, match=error_input.error_regex) as record:
-            cls(params, **inp.kwargs)
-        return record[0].message
-    with pytest.raises(error_input.error_type, match=error_input.error_regex) as info:
-        opt = cls(params, **inp.kwargs)
-        if error_input.error_on == OptimizerErrorEnum.STEP_ERROR:
-            opt.step()
-    return info.value
-
-
-@pytest.mark.parametrize(("algo", "error_input"), _error_inputs())
-def test_torch_error_inputs_raise_like_torch(algo, error_input):
-    assert str(_raised(algo.ours, error_input)) == str(_raised(algo.theirs, error_input))
-
-
-@pytest.mark.parametrize("algo", NEW_ALGOS, ids=str)
-@pytest.mark.parametrize("direction", ["torch-to-ours", "ours-to-torch"])
-def test_state_dict_crosses_and_training_continues_identically(algo, direction):
-    kwargs = {"weight_decay": 0.1}
-    first, second = (algo.theirs, algo.ours) if direction == "torch-to-ours" else (
-        algo.ours, algo.theirs)
-    p1, p2 = make_params(torch.float32), make_params(torch.float32)
-    a = first(p1, **kwargs)
-    gen = torch.Generator().manual_seed(5)
-    for _ in range(7):
-        for p in p1:
-            p.grad = torch.randn(p.shape, generator=gen)
+def _resumed_run(cls, dtype):
+    """Train ``cls`` 10 steps, load its state_dict into a fresh optimlab NAdam, train both 20
+    more; returns the uninterrupted and the resumed parameters after every step."""
+    p = [torch.randn(50, dtype=dtype, generator=torch.Generator().manual_seed(0))]
+    p[0].requires_grad_()
+    q = [p[0].detach().clone().requires_grad_()]
+    a = cls(p, weight_decay=0.1) if cls is oo.NAdam else cls(p, weight_decay=0.1, foreach=False)
+    gen = torch.Generator().manual_seed(1)
+    for _ in range(10):
+        p[0].grad = torch.randn(50, generator=gen, dtype=dtype)
         a.step()
     with torch.no_grad():
-        for x, y in zip(p2, p1, strict=True):
-            x.copy_(y)
-    b = second(p2, **kwargs)
+        q[0].copy_(p[0])
+    b = oo.NAdam(q, weight_decay=0.1)
     b.load_state_dict(copy.deepcopy(a.state_dict()))
+    out = []
     for _ in range(20):
-        grads = [torch.randn(p.shape, generator=gen) for p in p1]
-        for x, y, g in zip(p1, p2, grads, strict=True):
-            x.grad, y.grad = g.clone(), g.clone()
+        g = torch.randn(50, generator=gen, dtype=dtype)
+        p[0].grad, q[0].grad = g.clone(), g.clone()
         a.step()
         b.step()
-        assert all(torch.equal(x, y) for x, y in zip(p1, p2, strict=True))
+        out.append((p[0].detach().clone(), q[0].detach().clone()))
+    return out
+
+
+@pytest.mark.parametrize("source", [torch.optim.NAdam, oo.NAdam], ids=["from-torch", "from-ours"])
+def test_nadam_resume_is_exact_in_float32_only_as_torch(source):
+    """torch's load_state_dict casts ``mu_product`` to the parameter's dtype; in float64 the
+    resumed products are float64 instead of float32, so the run leaves the uninterrupted one
+    (torch.optim.NAdam does the same). In float32 nothing changes and the resume is exact."""
+    assert all(torch.equal(a, b) for a, b in _resumed_run(source, torch.float32))
+    assert not all(torch.equal(a, b) for a, b in _resumed_run(source, torch.float64))
+
+
+def test_nadam_resumed_in_float64_moves_like_torch_resumed():
+    """Loading mirrors torch: a torch state_dict loaded into ours and into torch's NAdam give
+    the same (float64-product) continuation."""
+    p = [torch.randn(50, dtype=torch.float64, generator=torch.Generator().manual_seed(0))]
+    p[0].requires_grad_()
+    src = torch.optim.NAdam(p, weight_decay=0.1, foreach=False)
+    gen = torch.Generator().manual_seed(1)
+    for _ in range(10):
+        p[0].grad = torch.randn(50, generator=gen, dtype=torch.float64)
+        src.step()
+    copies = [[p[0].detach().clone().requires_grad_()] for _ in range(2)]
+    opts = [oo.NAdam(copies[0], weight_decay=0.1),
+            torch.optim.NAdam(copies[1], weight_decay=0.1, foreach=False)]
+    for opt in opts:
+        opt.load_state_dict(copy.deepcopy(src.state_dict()))
+    for _ in range(20):
+        g = torch.randn(50, generator=gen, dtype=torch.float64)
+        for params, opt in zip(copies, opts, strict=True):
+            params[0].grad = g.clone()
+            opt.step()
+        assert torch.equal(copies[0][0], copies[1][0])

@@ -114,8 +114,11 @@ class NAdam(RuleOptimizer):
 
     The update is :func:`nadam_update`. State per parameter: ``step``, ``mu_product``,
     ``exp_avg``, ``exp_avg_sq`` — torch's names and dtypes, so state_dicts move between the
-    two. ``foreach`` is accepted and runs the same rule; ``fused=True`` (which torch's NAdam
-    lacks) runs the compiled form of the rule; ``capturable`` and ``differentiable`` raise
+    two. As torch's, ``load_state_dict`` casts ``mu_product`` to the parameter's dtype: a
+    float64 run then continues in float64 products instead of float32 ones, so (like
+    torch.optim.NAdam) it does not resume bit-identically; float32 runs do. ``foreach`` is
+    accepted and runs the same rule; ``fused=True`` (which torch's NAdam lacks) runs the
+    compiled form of the rule; ``capturable`` and ``differentiable`` raise
     ``NotImplementedError``.
     """
 
