@@ -16,9 +16,10 @@ from optimlab.optim import (
     radam,
     sam,
     schedulefree,
+    wrappers,
 )
 
-MODULES = [nadam, radam, adamax, lion, muon, schedulefree, sam, lookahead, prodigy]
+MODULES = [nadam, radam, adamax, lion, muon, schedulefree, sam, lookahead, prodigy, wrappers]
 
 
 @pytest.mark.parametrize("module", MODULES, ids=lambda m: m.__name__)
