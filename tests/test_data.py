@@ -172,25 +172,26 @@ def _cifar_folder(tmp_path: Path, protocol: int = 2) -> dict[str, dict]:
 
 
 @pytest.mark.parametrize("protocol", [2, 4, 5])
-def test_cifar10_reader_matches_torchvisions(tmp_path, protocol):
-    """The restricted reader gives torchvision's arrays (torchvision reads with plain pickle)."""
+def test_cifar10_reader_matches_torchvisions(tmp_path, monkeypatch, protocol):
+    """The restricted reader gives torchvision's CIFAR10 (which reads with plain pickle)."""
+    import torchvision.datasets.cifar
     from torchvision.datasets import CIFAR10
 
     _cifar_folder(tmp_path, protocol)
-
-    class Unchecked(CIFAR10):  # torchvision insists on the official files' md5
-        def _check_integrity(self) -> bool:
-            return True
-
-        def _load_meta(self) -> None:
-            self.classes = [f"class{i}" for i in range(10)]
-
     d = load_dataset("cifar10", data_dir=tmp_path, seed=0)
-    ref = Unchecked(str(tmp_path), train=True)
-    x = torch.from_numpy(ref.data).permute(0, 3, 1, 2).float() / 255 * 2 - 1
-    assert torch.allclose(d.train.x, x, atol=1e-6)
-    assert d.train.y.tolist() == ref.targets
-    assert d.class_names == tuple(f"class{i}" for i in range(10))
+    # torchvision's own class, unmodified but for the md5 check of the official files
+    monkeypatch.setattr(torchvision.datasets.cifar, "check_integrity", lambda *a, **k: True)
+    ref_train, ref_test = (CIFAR10(str(tmp_path), train=t) for t in (True, False))
+
+    def chw(data: np.ndarray) -> torch.Tensor:  # torchvision's HWC uint8 → our CHW in [-1, 1]
+        return torch.from_numpy(data).permute(0, 3, 1, 2).float() / 255 * 2 - 1
+
+    assert torch.allclose(d.train.x, chw(ref_train.data), atol=1e-6)
+    assert d.train.y.tolist() == ref_train.targets
+    order = torch.randperm(len(ref_test), generator=torch.Generator().manual_seed(0))
+    assert torch.allclose(d.test.x, chw(ref_test.data)[order[len(order) // 2:]], atol=1e-6)
+    assert d.val.y.tolist() == [ref_test.targets[i] for i in order[: len(order) // 2]]
+    assert d.class_names == tuple(ref_train.classes) == tuple(f"class{i}" for i in range(10))
 
 
 class _RunsCode:
@@ -205,19 +206,21 @@ class _RunsCode:
         return os.system, (f"touch {self.marker}",)
 
 
-def test_cifar10_batch_that_runs_code_is_refused_and_nothing_runs(tmp_path):
+@pytest.mark.parametrize("file", ["data_batch_3", "test_batch", "batches.meta"])
+def test_cifar10_file_that_runs_code_is_refused_and_nothing_runs(tmp_path, file):
     _cifar_folder(tmp_path)
     marker = tmp_path / "pwned"
-    evil = pickle.dumps({"data": _RunsCode(marker), "labels": [0]}, protocol=2)
+    evil = pickle.dumps({"data": _RunsCode(marker), "labels": [0],
+                         "label_names": _RunsCode(marker)}, protocol=2)
     pickle.loads(evil)  # the payload is live: a plain unpickler runs it
     assert marker.exists()
     marker.unlink()
-    (tmp_path / "cifar-10-batches-py" / "data_batch_3").write_bytes(evil)
+    (tmp_path / "cifar-10-batches-py" / file).write_bytes(evil)
     with pytest.raises(DatasetUnavailable) as e:
         load_dataset("cifar10", data_dir=tmp_path)
     assert not marker.exists()
     msg = str(e.value)
-    assert "data_batch_3 is not a CIFAR-10 batch file" in msg and "posix.system" in msg
+    assert f"{file} is not a CIFAR-10 batch file" in msg and "posix.system" in msg
 
 
 @pytest.mark.parametrize(("content", "why"), [
@@ -255,23 +258,57 @@ def _mnist_folder(tmp_path: Path, compress: bool = False) -> Path:
     return raw
 
 
-def test_mnist_reader_matches_torchvisions(tmp_path):
+@pytest.mark.parametrize("name", ["mnist", "fashion-mnist"])
+def test_mnist_family_equals_torchvisions_classes(tmp_path, name):
+    from torchvision.datasets import MNIST, FashionMNIST
+
+    cls = {"mnist": MNIST, "fashion-mnist": FashionMNIST}[name]
+    raw = _mnist_folder(tmp_path)
+    if cls is FashionMNIST:
+        raw.parent.rename(raw.parent.with_name("FashionMNIST"))
+    d = load_dataset(name, data_dir=tmp_path, seed=2)
+    ref_train, ref_test = (cls(str(tmp_path), train=t, download=False) for t in (True, False))
+    assert torch.equal(d.train.x, ref_train.data.unsqueeze(1).float() / 255)
+    assert torch.equal(d.train.y, ref_train.targets)
+    order = torch.randperm(4, generator=torch.Generator().manual_seed(2))
+    assert torch.equal(d.val.x, ref_test.data[order[:2]].unsqueeze(1).float() / 255)
+    assert torch.equal(d.test.y, ref_test.targets[order[2:]])
+    assert d.class_names == tuple(cls.classes)
+
+
+def test_mnist_gz_unpacks_into_a_private_folder_removed_after(tmp_path, monkeypatch):
+    """torchvision reads raw files: each .gz is unpacked into a temporary folder, not beside it."""
+    import tempfile
+
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    raw = _mnist_folder(tmp_path / "gz", compress=True)
+    before = sorted(p.name for p in raw.iterdir())
+    d = load_dataset("mnist", data_dir=tmp_path / "gz")
+    assert sorted(p.name for p in raw.iterdir()) == before and not any(scratch.iterdir())
+    _mnist_folder(tmp_path / "plain")  # the same files, not gzipped
+    plain = load_dataset("mnist", data_dir=tmp_path / "plain")
+    assert torch.equal(d.train.x, plain.train.x) and torch.equal(d.test.y, plain.test.y)
+    _truncate_gz(raw / "t10k-images-idx3-ubyte.gz")  # a refused file leaves nothing behind too
+    with pytest.raises(DatasetUnavailable, match="truncated"):
+        load_dataset("mnist", data_dir=tmp_path / "gz")
+    assert not any(scratch.iterdir())
+
+
+def test_mnist_reads_the_checked_raw_files_not_legacy_processed_ones(tmp_path):
+    """torchvision's MNIST prefers ``processed/training.pt`` when present; we never see it."""
     from torchvision.datasets import MNIST
-    from torchvision.datasets.mnist import read_image_file, read_label_file
 
     raw = _mnist_folder(tmp_path)
+    processed = raw.parent / "processed"
+    processed.mkdir()
+    other = (torch.full((3, 28, 28), 7, dtype=torch.uint8), torch.tensor([1, 2, 3]))
+    for file in ("training.pt", "test.pt"):
+        torch.save(other, processed / file)
+    assert torch.equal(MNIST(str(tmp_path), train=True).targets, other[1])  # the trap is armed
     d = load_dataset("mnist", data_dir=tmp_path)
-    images = read_image_file(str(raw / "train-images-idx3-ubyte"))
-    assert torch.equal(d.train.x, images.unsqueeze(1).float() / 255)
-    assert torch.equal(d.train.y, read_label_file(str(raw / "train-labels-idx1-ubyte")))
-    assert d.class_names == tuple(MNIST.classes)
-
-
-def test_mnist_gz_is_read_in_memory_nothing_written(tmp_path):
-    raw = _mnist_folder(tmp_path, compress=True)
-    before = sorted(p.name for p in raw.iterdir())
-    d = load_dataset("mnist", data_dir=tmp_path)
-    assert len(d.train) == 6 and sorted(p.name for p in raw.iterdir()) == before
+    assert len(d.train) == 6 and torch.equal(d.train.y, torch.arange(6))
 
 
 def _truncate_gz(path: Path) -> None:

@@ -14,9 +14,12 @@ name               source                      normalisation                    
 =================  ==========================  ===============================  ==================
 
 ``seed`` drives the split (and the noise of ``line``); the same seed gives the same split.
-The files are looked for in torchvision's layout under ``data_dir`` and read by
-:mod:`optimlab.data.mnist` and :mod:`optimlab.data.cifar10`: nothing in a data file is executed
-(the CIFAR-10 pickles are read by an unpickler that admits only plain data and numpy arrays).
+The files are looked for in torchvision's layout under ``data_dir``. MNIST and Fashion-MNIST are
+read by torchvision's own ``MNIST``/``FashionMNIST`` after :mod:`optimlab.data.mnist` checks each
+file's header and size; the CIFAR-10 pickles are read by :mod:`optimlab.data.cifar10`'s unpickler,
+which admits only plain data and numpy arrays (torchvision's ``CIFAR10`` unpickles with plain
+pickle, which runs code), with torchvision's file list and layout. Nothing in a data file is
+executed, and a file that is not what it should be is an error naming it and the reason.
 """
 
 from __future__ import annotations
