@@ -142,7 +142,7 @@ def card(name: str) -> Card:
         if key and not sections.get(key):
             sections[key] = text
     summary, _, body = sections[""].partition("\n")
-    if "rule" not in cls.__dict__:  # a variant sharing its parent's rule (AdamW): its own line
+    if "rule" not in cls.__dict__ or getattr(cls, "shares_rule", False):  # AdamW, Muon+AdamW
         summary = (inspect.getdoc(cls) or summary).partition("\n")[0]
     before, latex, _ = _math_block(body)
     return Card(

@@ -286,6 +286,10 @@ class MuonWithAdamW(Optimizer):
     weights): Muon would have nothing to do.
     """
 
+    #: the hidden matrices' update (``optimlab explain`` shows its math under this summary)
+    rule = staticmethod(muon_update)
+    shares_rule = True
+
     def __init__(
         self,
         params: Any,
