@@ -1,6 +1,6 @@
 """Atomic file writes: a reader sees the old file or the new one, never half of either.
 
-Every file optimlab writes (checkpoints, results, plots, reports, unpacked dataset files) goes
+Every file optimlab writes (checkpoints, results, plots, reports) goes
 through :func:`atomic_open`: write to a temporary file in the same folder, flush and fsync it,
 ``os.replace`` it over the target, then fsync the folder so the rename itself survives a crash.
 A failure or a kill at any moment leaves the previous file intact.
