@@ -21,7 +21,7 @@ import torch
 from optim_cases import ALGOS, BY_NAME, Algo
 
 import optimlab.optim as ours
-from optimlab.optim import _base, _fused
+from optimlab.optim import _base, _compile, _fused
 
 STEPS = 5
 
@@ -433,3 +433,18 @@ def test_optim_reads_no_compiler_internals():
     for path in (Path(ours.__file__).parent).glob("*.py"):
         text = path.read_text()
         assert not [f for f in forbidden if f in text], path.name
+
+
+def test_a_tensor_alpha_is_read_each_call():
+    """``x.sub_(y, alpha=lr)`` with a 0-dim ``lr``: inductor 2.14 alone keeps the first lr it
+    saw; the backend's rewrite (``x.sub_(y * lr)``) reads it every call."""
+    def rule(p: torch.Tensor, g: torch.Tensor, lr: torch.Tensor) -> None:
+        p.sub_(g, alpha=lr)
+
+    compiled = torch.compile(rule, fullgraph=True, backend=_compile.hoisting_backend)
+    moved = []
+    for lr in (0.01, 0.005):
+        p = torch.zeros(6)
+        compiled(p, torch.ones(6), torch.tensor(lr, dtype=torch.float64))
+        moved.append(-p[0].item())
+    assert moved == pytest.approx([0.01, 0.005])

@@ -100,6 +100,9 @@ class RuleOptimizer(Optimizer):
     hyperparams: ClassVar[tuple[str, ...]]
     #: ``rule``'s call with this table's arguments spelled out (see :func:`make_rule_call`)
     _rule_call: ClassVar[Any]
+    #: hyperparameters the rule takes as 0-dim tensors on the fused path (new values, no
+    #: recompile): numbers used only in arithmetic, never in an ``if``
+    tensor_hyperparams: ClassVar[frozenset[str]] = frozenset({"lr"})
     #: whether sparse gradients are accepted (torch: SGD and Adagrad only)
     sparse_ok: ClassVar[bool] = False
     #: suffix for the sparse-gradient error, e.g. torch's hint to use SparseAdam
@@ -180,6 +183,7 @@ class RuleOptimizer(Optimizer):
             state=self.state,
             init_state=self._init_state,
             eager_step=self._eager_step,
+            tensor_hyperparams=self.tensor_hyperparams,
         )
 
     def _params_with_grad(self, group: dict[str, Any]) -> list[Tensor]:

@@ -19,6 +19,7 @@ its float ``step``) and hands the results to the inductor kernel as inputs.
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable, Hashable
 from typing import Any
 
@@ -91,15 +92,34 @@ def _evaluate(nodes: list[fx.Node], inputs: dict[fx.Node, Any]) -> dict[fx.Node,
     return env
 
 
+def _alpha_as_product(gm: fx.GraphModule) -> None:
+    """Rewrite ``x.add_(y, alpha=a)`` with a tensor ``a`` (a 0-dim ``lr``) as
+    ``x.add_(y * a)``: inductor 2.14 bakes the first value of such an ``alpha`` into the kernel
+    (``p.sub_(g, alpha=lr)`` compiled, then called with another ``lr``, still uses the first;
+    the aot_eager backend does not), so Schedule-Free's second param group took the first's lr.
+    """
+    for node in list(gm.graph.nodes):
+        alpha = node.kwargs.get("alpha")
+        if str(node.target) in ("add", "add_", "sub", "sub_") and isinstance(alpha, fx.Node):
+            with gm.graph.inserting_before(node):
+                scaled = gm.graph.call_function(operator.mul, (node.args[1], alpha))
+            node.args = (node.args[0], scaled, *node.args[2:])
+            node.kwargs = {k: v for k, v in node.kwargs.items() if k != "alpha"}
+    gm.recompile()
+
+
 def hoisting_backend(gm: fx.GraphModule, example_inputs: list[Any]) -> Callable[..., Any]:
     """Compile ``gm`` with inductor after moving its 0-dim arithmetic out of the kernel.
 
     The prelude (``1 - β^t``, ``lr / bc1``, ``bc2 ** 0.5`` …, a dozen operations) runs on
     Python floats once per call; its results become extra 0-dim inputs of the elementwise
-    graph, which inductor then vectorises with loop-invariant scalars.
+    graph, which inductor then vectorises with loop-invariant scalars. Where float arithmetic
+    differs from tensors' (``x / 0`` raises, ``(-1) ** 0.5`` is complex) the prelude runs on
+    0-dim tensors instead, as the graph would have.
     """
     global _COMPILES
     _COMPILES += 1
+    _alpha_as_product(gm)
     inductor = torch._dynamo.lookup_backend("inductor")
     arithmetic = _scalar_arithmetic(gm, example_inputs)
     hoisted = [n for n in arithmetic if any(u not in arithmetic for u in n.users)]
@@ -125,8 +145,13 @@ def hoisting_backend(gm: fx.GraphModule, example_inputs: list[Any]) -> Callable[
     scalar_inputs = {n for a in arithmetic for n in a.all_input_nodes if n in index}
 
     def with_prelude(*args: Any) -> Any:
-        values = _evaluate(arithmetic, {n: args[index[n]].item() for n in scalar_inputs})
-        scalars = [torch.tensor(values[n], dtype=dt) for n, dt in zip(hoisted, dtypes, strict=True)]
+        try:
+            values = _evaluate(arithmetic, {n: args[index[n]].item() for n in scalar_inputs})
+            scalars = [torch.tensor(values[n], dtype=dt)
+                       for n, dt in zip(hoisted, dtypes, strict=True)]
+        except (ArithmeticError, TypeError):  # x/0, overflow, a negative number's root (complex)
+            values = _evaluate(arithmetic, {n: args[index[n]] for n in scalar_inputs})
+            scalars = [values[n].to(dt) for n, dt in zip(hoisted, dtypes, strict=True)]
         return kernel(*args, *scalars)
 
     return with_prelude

@@ -71,6 +71,10 @@ class RuleContract:
     init_state: Callable[[Tensor, Group], dict[str, Any]]
     #: the eager loop, for what the compiled rule does not take (complex, sparse)
     eager_step: Callable[[Group, list[Tensor]], None]
+    #: hyperparameters passed as 0-dim float64 tensors (a new value is no recompile); the
+    #: others are constants of the graph, a compiled variant per value. Only numbers the rule
+    #: uses in arithmetic (no ``if weight_decay != 0``) may be listed.
+    tensor_hyperparams: frozenset[str] = frozenset({"lr"})
 
 
 # -- flat buffers -----------------------------------------------------------------------------
@@ -297,9 +301,10 @@ def fused_step(
     plan = plans.get(id(group))
     if plan is None or not plan.valid(c, group, params_with_grad):
         plan = plans[id(group)] = _build_plan(c, group, params_with_grad)
-    kwargs = {name: _as_float(value) for name, value in c.hyperparams.items() if name != "lr"}
-    constants = tuple(sorted(kwargs.items()))
-    kwargs["lr"] = _scalar_tensor(c.hyperparams["lr"])
+    kwargs = {name: _as_float(value) for name, value in c.hyperparams.items()}
+    scalars = c.tensor_hyperparams
+    constants = tuple(sorted((k, v) for k, v in kwargs.items() if k not in scalars))
+    kwargs = {k: _scalar_tensor(v) if k in scalars else v for k, v in kwargs.items()}
     for b in plan.buckets:
         some = b.params[0]
         nones = tuple(c.state[some].get(k) is None for k in c.state_keys)
