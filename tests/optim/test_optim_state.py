@@ -86,7 +86,7 @@ def test_state_dict_format_matches_torch(algo):
 def test_no_state_for_params_without_grad(algo):
     ours, params = _build(algo.ours, FULL_STATE[algo.name])
     theirs, theirs_p = _build(algo.theirs, FULL_STATE[algo.name])
-    step_both([(ours, params), (theirs, theirs_p)], 2, torch.Generator())
+    assert step_both([(ours, params), (theirs, theirs_p)], 2, torch.Generator()) is None
     has_state = NO_GRAD in ours.state_dict()["state"]
     # torch's Adagrad creates its state at construction, for every parameter; others lazily.
     assert has_state == (algo.name == "adagrad")
@@ -95,13 +95,13 @@ def test_no_state_for_params_without_grad(algo):
 
 def test_sgd_without_momentum_keeps_no_state():
     opt, params = _build(BY_NAME["sgd"].ours, {})
-    step_both([(opt, params)], 2, torch.Generator())
+    assert step_both([(opt, params)], 2, torch.Generator()) is None
     assert opt.state_dict()["state"] == {}
 
 
 def test_step_counter_is_a_cpu_tensor_like_torch():
     opt, params = _build(BY_NAME["adam"].ours, {})
-    step_both([(opt, params)], 3, torch.Generator())
+    assert step_both([(opt, params)], 3, torch.Generator()) is None
     step = opt.state[params[0]]["step"]
     assert isinstance(step, torch.Tensor) and step.dim() == 0 and step.device.type == "cpu"
     assert step.item() == 3.0
@@ -120,7 +120,7 @@ def test_loading_torch_rmsprop_state_keeps_our_fused_option():
 def test_legacy_float_step_is_converted_like_torch(algo):
     """Old checkpoints stored ``step`` as a number; both sides turn it into the same tensor."""
     src, src_p = _build(algo.theirs, FULL_STATE[algo.name])
-    step_both([(src, src_p)], 3, torch.Generator())
+    assert step_both([(src, src_p)], 3, torch.Generator()) is None
     saved = src.state_dict()
     for entry in saved["state"].values():
         entry["step"] = float(entry["step"])

@@ -16,7 +16,6 @@ from typing import Any
 
 from torch.optim import Optimizer
 
-from ..errors import UserError
 from .adadelta import Adadelta, adadelta_update
 from .adagrad import Adagrad, adagrad_update
 from .adam import Adam, AdamW, adam_update
@@ -94,8 +93,12 @@ _REGISTRY: dict[str, type[Optimizer]] = {
 }
 
 
-class UnknownOptimizer(UserError, ValueError):
-    """An optimizer name that is not in the registry (a ``ValueError`` and a ``UserError``)."""
+class UnknownOptimizer(ValueError):
+    """An optimizer name that is not in the registry; the message lists the valid ones.
+
+    A plain ``ValueError`` subclass: ``optimlab.optim`` imports nothing but torch, and callers
+    (the lab, which maps it to a user error) catch it as the ``ValueError`` it is.
+    """
 
 
 def available() -> tuple[str, ...]:
