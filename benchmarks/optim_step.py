@@ -15,12 +15,14 @@ with an empty inductor cache (the cold cost), then again with the cache that run
     python benchmarks/optim_step.py                       # everything, a few minutes
     python benchmarks/optim_step.py --algos adam,sgd --layouts 16M --repeats 15
     python benchmarks/optim_step.py --quick               # fewer repeats, no compile runs
+    python benchmarks/optim_step.py --quick --scale 1000  # a smoke run: tensors 1000x smaller
 """
 
 from __future__ import annotations
 
 import argparse
 import gc
+import inspect
 import json
 import os
 import statistics
@@ -30,22 +32,45 @@ import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
 import optimlab.optim as ours
 
+# The one table of optimizers under test (tests/optim/optim_cases.py): names, our classes,
+# torch's classes and typical hyperparameters come from there, as for the parity suite.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "optim"))
+from optim_cases import ALGOS as CASES  # noqa: E402
+
 #: (number of tensors, elements each)
 LAYOUTS = {"16M": (1, 16_000_000), "160x100k": (160, 100_000), "4000x4k": (4000, 4096)}
 
-#: torch class name, hyperparameters, state tensors per element, torch has fused=True
-ALGOS: dict[str, tuple[str, dict[str, object], int, bool]] = {
-    "sgd": ("SGD", {"lr": 0.01, "momentum": 0.9}, 1, True),
-    "adagrad": ("Adagrad", {"lr": 0.01}, 1, True),
-    "rmsprop": ("RMSprop", {"lr": 0.01}, 1, False),
-    "adam": ("Adam", {"lr": 1e-3}, 2, True),
-    "adamw": ("AdamW", {"lr": 1e-3}, 2, True),
-    "adadelta": ("Adadelta", {"lr": 1.0}, 2, False),
+
+@dataclass(frozen=True)
+class Algo:
+    """One row of the table as the benchmark uses it."""
+
+    torch_cls: type[torch.optim.Optimizer]
+    hparams: dict[str, object]
+    n_state: int  # state tensors per parameter element
+    torch_fused: bool  # torch has fused=True for it
+
+
+def _state_tensors(cls: type[torch.optim.Optimizer], hp: dict[str, object]) -> int:
+    """How many state tensors shaped like the parameter one step creates."""
+    p = torch.nn.Parameter(torch.zeros(3))
+    p.grad = torch.ones(3)
+    opt = cls([p], **hp)
+    opt.step()
+    return sum(torch.is_tensor(t) and t.shape == p.shape for t in opt.state[p].values())
+
+
+ALGOS: dict[str, Algo] = {
+    case.name: Algo(case.theirs, dict(case.hparams), _state_tensors(case.theirs, case.hparams),
+                    "fused" in inspect.signature(case.theirs).parameters)
+    for case in CASES
+    if case.theirs.__module__.startswith("torch.optim")
 }
 
 
@@ -60,12 +85,12 @@ class Row:
 
 def bytes_per_step(algo: str, numel: int, itemsize: int = 4) -> int:
     """Bytes an ideal kernel moves: read+write param and each state tensor, read grad."""
-    n_state = ALGOS[algo][2]
-    return numel * itemsize * (2 + 1 + 2 * n_state)
+    return numel * itemsize * (2 + 1 + 2 * ALGOS[algo].n_state)
 
 
-def make_params(layout: str, seed: int = 0) -> list[torch.nn.Parameter]:
+def make_params(layout: str, seed: int = 0, scale: int = 1) -> list[torch.nn.Parameter]:
     count, size = LAYOUTS[layout]
+    size = max(1, size // scale)
     gen = torch.Generator().manual_seed(seed)
     params = []
     for _ in range(count):
@@ -76,18 +101,17 @@ def make_params(layout: str, seed: int = 0) -> list[torch.nn.Parameter]:
 
 
 def variants(algo: str) -> dict[str, Callable[[list[torch.nn.Parameter]], torch.optim.Optimizer]]:
-    name, hp, _, torch_fused = ALGOS[algo]
-    torch_cls = getattr(torch.optim, name)
+    row = ALGOS[algo]
+    torch_cls, hp = row.torch_cls, row.hparams
     out: dict[str, Callable[[list[torch.nn.Parameter]], torch.optim.Optimizer]] = {
         "torch loop": lambda ps: torch_cls(ps, foreach=False, **hp),
         "torch foreach": lambda ps: torch_cls(ps, foreach=True, **hp),
     }
-    if torch_fused:
+    if row.torch_fused:
         out["torch fused"] = lambda ps: torch_cls(ps, fused=True, **hp)
-    out["memory floor"] = lambda ps: MemoryFloor(ps, ALGOS[algo][2])  # type: ignore[return-value]
-    if algo in ours.available():
-        out["ours default"] = lambda ps: ours.create(algo, ps, **hp)
-        out["ours fused"] = lambda ps: ours.create(algo, ps, fused=True, **hp)
+    out["memory floor"] = lambda ps: MemoryFloor(ps, row.n_state)  # type: ignore[return-value]
+    out["ours default"] = lambda ps: ours.create(algo, ps, **hp)
+    out["ours fused"] = lambda ps: ours.create(algo, ps, fused=True, **hp)
     return out
 
 
@@ -118,12 +142,12 @@ class MemoryFloor:
         self.fn(*self.tensors)
 
 
-def time_layout(algo: str, layout: str, repeats: int, warmup: int) -> list[Row]:
+def time_layout(algo: str, layout: str, repeats: int, warmup: int, scale: int = 1) -> list[Row]:
     """Median step time of every variant on one layout, timed round-robin."""
     builders = variants(algo)
     opts = {}
     for label, build in builders.items():
-        params = make_params(layout)
+        params = make_params(layout, scale=scale)
         opts[label] = build(params)
         for _ in range(warmup):  # includes the compile of ours fused
             opts[label].step()
@@ -134,7 +158,7 @@ def time_layout(algo: str, layout: str, repeats: int, warmup: int) -> list[Row]:
             opt.step()
             times[label].append(time.perf_counter() - start)
     count, size = LAYOUTS[layout]
-    nbytes = bytes_per_step(algo, count * size)
+    nbytes = bytes_per_step(algo, count * max(1, size // scale))
     rows = []
     for label, ts in times.items():
         med = statistics.median(ts)
@@ -179,9 +203,8 @@ def first_steps(algos: list[str]) -> dict[str, float]:
     """Seconds of the first ``fused=True`` step of each algorithm (run in a child process)."""
     out = {}
     for algo in algos:
-        _, hp, _, _ = ALGOS[algo]
         params = make_params("160x100k")
-        opt = ours.create(algo, params, fused=True, **hp)
+        opt = ours.create(algo, params, fused=True, **ALGOS[algo].hparams)
         start = time.perf_counter()
         opt.step()
         out[algo] = time.perf_counter() - start
@@ -190,9 +213,6 @@ def first_steps(algos: list[str]) -> dict[str, float]:
 
 def compile_costs(algos: list[str]) -> None:
     """Run :func:`first_steps` twice in fresh processes sharing a new, empty inductor cache."""
-    algos = [a for a in algos if a in ours.available()]
-    if not algos:
-        return
     with tempfile.TemporaryDirectory(prefix="optimlab-bench-cache-") as cache:
         env = dict(os.environ, TORCHINDUCTOR_CACHE_DIR=cache)
         runs = []
@@ -214,6 +234,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--repeats", type=int, default=7, help="timed steps per variant")
     parser.add_argument("--warmup", type=int, default=1, help="untimed steps per variant")
     parser.add_argument("--quick", action="store_true", help="3 repeats, no compile runs")
+    parser.add_argument("--scale", type=int, default=1,
+                        help="divide every tensor's size by this (e.g. 1000 for a smoke run)")
     parser.add_argument("--first-steps", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.first_steps:
@@ -229,13 +251,12 @@ def main(argv: list[str] | None = None) -> None:
             parser.error(f"unknown layout {name!r}; valid: {', '.join(LAYOUTS)}")
     repeats = 3 if args.quick else args.repeats
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, fp32 on CPU")
-    missing = [a for a in algos if a not in ours.available()]
-    if missing:
-        print(f"not in optimlab.optim yet (torch only): {', '.join(missing)}")
+    if args.scale != 1:
+        print(f"tensor sizes divided by {args.scale}: a smoke run, not a measurement")
     rows = []
     for algo in algos:
         for layout in layouts:
-            rows.extend(time_layout(algo, layout, repeats, args.warmup))
+            rows.extend(time_layout(algo, layout, repeats, args.warmup, args.scale))
     print_table(rows)
     if not args.quick:
         compile_costs(algos)
