@@ -37,7 +37,10 @@ def ray_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """``HOST:PORT`` of a two-CPU Ray head started for these tests."""
     pytest.importorskip("ray")
     port = free_port()
-    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "RAY_DISABLE_DOCKER_CPU_WARNING": "1"}
+    # no token auth: a local Ray started earlier may have left ~/.ray/auth_token, which
+    # `ray start` would turn on while a driver given an explicit address sends no token
+    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "RAY_DISABLE_DOCKER_CPU_WARNING": "1",
+           "RAY_AUTH_MODE": "disabled"}
     log = (tmp_path_factory.mktemp("ray") / "head.log").open("w")
     head = subprocess.Popen(
         [str(RAY), "start", "--head", "--block", f"--port={port}",
