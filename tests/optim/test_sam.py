@@ -126,3 +126,22 @@ def test_step_without_closure_is_refused():
 def test_bad_arguments(kwargs):
     with pytest.raises(ValueError):
         oo.SAM([torch.zeros(2, requires_grad=True)], torch.optim.SGD, lr=0.1, **kwargs)
+
+
+def test_training_loops_see_that_sam_needs_a_closure():
+    """The engine's fit loop reads ``requires_closure``: first pass, then step(closure)."""
+    from optimlab.engine.step import make_train_step, needs_closure
+
+    assert oo.SAM.requires_closure is True
+    models = [_model(torch.float32), _model(torch.float32)]
+    ours = oo.SAM(models[0].parameters(), "sgd", lr=0.1)
+    theirs = pytorch_optimizer.SAM(models[1].parameters(), torch.optim.SGD, lr=0.1)
+    assert needs_closure(ours)
+    step = make_train_step(models[0], ours, torch.nn.functional.mse_loss)
+    x, y = torch.randn(16, 5), torch.randn(16, 1)
+    for _ in range(5):
+        step(x, y)
+        closure = _closure(models[1], theirs, x, y)
+        closure()
+        theirs.step(closure)
+    assert diff_params(list(models[0].parameters()), list(models[1].parameters())) is None

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor
@@ -130,6 +130,10 @@ class SAM(Optimizer):
         None). With ``use_gc`` the reference centralises ``p.grad`` in place; here the
         gradient is left alone and the centralised copy is used for the perturbation.
     """
+
+    #: ``step`` must be given a closure (the second pass): training loops that read this
+    #: (``optimlab.engine``) run the first forward/backward, then ``step(closure)``
+    requires_closure: ClassVar[bool] = True
 
     def __init__(
         self,
