@@ -4,6 +4,7 @@ that were running rerun, and (random sampler) the same trials as an uninterrupte
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -81,3 +82,26 @@ def test_resume_after_sigkill_finishes_exactly_the_same_trials(tmp_path, records
     full_reruns = json.loads((full / "results.json").read_text())
     for a, b in zip(reruns["optimizers"], full_reruns["optimizers"], strict=True):
         assert a["reruns"]["test_accuracy"] == b["reruns"]["test_accuracy"]
+
+
+@pytest.mark.slow
+def test_worker_processes_end_with_a_sigkilled_driver(tmp_path, full):
+    args = list(ARGS)
+    args[args.index("--workers") + 1] = "2"
+    proc = subprocess.Popen([sys.executable, "-m", "optimlab", "tune", *args, "--out", "cut",
+                             "--store", "s.sqlite"], cwd=tmp_path, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, start_new_session=True)
+    kill_after(proc, tmp_path / "cut", 3)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(proc.pid, 0)  # anything left in the driver's process group?
+        except ProcessLookupError:
+            break
+        time.sleep(0.2)
+    else:
+        os.killpg(proc.pid, signal.SIGKILL)
+        pytest.fail("worker processes outlived the SIGKILLed driver by 30 s")
+    result = resume_tune(tmp_path / "cut")  # and the tune still finishes the same
+    assert [len(o["trials"]) for o in result.optimizers] == [5, 5]
+    assert trials_of(tmp_path / "cut") == trials_of(full)

@@ -8,6 +8,7 @@ record back. Ray is imported only by :class:`RayBackend`.
 
 from __future__ import annotations
 
+import os
 import socket
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from typing import Any, Protocol
@@ -28,11 +29,35 @@ class Backend(Protocol):
     def close(self, wait: bool = True) -> None: ...
 
 
-def _ignore_ctrl_c() -> None:
-    """In a worker: Ctrl-C is the driver's to handle (it stops the tune; workers just exit)."""
+#: what a worker needs, imported once in the fork server
+WORKER_MODULES = ("torch", "optimlab.data", "optimlab.models", "optimlab.engine",
+                  "optimlab.lab.spec", "optimlab.lab.tune.trial")
+
+
+def _start_worker(driver_pid: int) -> None:
+    """In a worker: leave Ctrl-C to the driver, and exit when the driver is gone.
+
+    A SIGKILLed driver cannot shut its pool down, and a worker waiting for its next task
+    would wait forever; a daemon thread checks every second that the driver still exists.
+    """
+    import os
     import signal
+    import threading
+    import time
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+    def watch() -> None:
+        while True:
+            time.sleep(1.0)
+            try:
+                os.kill(driver_pid, 0)
+            except ProcessLookupError:
+                os._exit(1)
+            except PermissionError:
+                pass
+
+    threading.Thread(target=watch, name="driver-watch", daemon=True).start()
 
 
 class LocalBackend:
@@ -44,10 +69,14 @@ class LocalBackend:
         if workers > 1:
             import multiprocessing
 
-            # spawn, not fork: the driver has torch (and its thread pools) loaded already
-            self._pool = ProcessPoolExecutor(max_workers=workers,
-                                             mp_context=multiprocessing.get_context("spawn"),
-                                             initializer=_ignore_ctrl_c)
+            # forkserver, not fork: the driver has torch (and its thread pools) running. The
+            # server imports torch and the training code once; every worker (of this and of
+            # later pools in this process) is forked from it instead of importing them again.
+            context = multiprocessing.get_context("forkserver")
+            context.set_forkserver_preload(list(WORKER_MODULES))
+            self._pool = ProcessPoolExecutor(max_workers=workers, mp_context=context,
+                                             initializer=_start_worker,
+                                             initargs=(os.getpid(),))
 
     def submit(self, task: Task) -> Future[dict[str, Any]]:
         if self._pool is not None:
