@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 import math
 
 import pytest
@@ -10,7 +9,6 @@ import pytest
 from optimlab import optim
 from optimlab.errors import UserError
 from optimlab.lab.config import DEFAULT_SUITE
-from optimlab.lab.spec import check_optimizer_spec, optimizer_class, parse_spec
 from optimlab.lab.tune.config import DEFAULT_TUNE_SUITE, TuneConfig
 from optimlab.lab.tune.plan import covered_defaults, plan_tune
 from optimlab.lab.tune.space import (
@@ -23,6 +21,7 @@ from optimlab.lab.tune.space import (
     parse_search_spec,
 )
 from optimlab.lab.tune.study import decode, grid_axes, plan_points
+from optimlab.optim.wrappers import WRAPPERS
 
 GOOD = [
     ("sgd:lr=log(1e-4,1),momentum=[0,0.9,0.99]",
@@ -101,25 +100,51 @@ def test_every_registered_optimizer_has_a_valid_default_range():
     for name in optim.available():
         low, high = default_lr_range(name)
         assert 0 < low < high
-        cls = optimizer_class(parse_spec(name))
-        if cls is not None and "lr" not in inspect.signature(cls).parameters:
-            with pytest.raises(UserError, match="has no lr"):  # e.g. a wrapper (lookahead)
+        if name in WRAPPERS:  # a wrapper alone is refused: sam(sgd) is the spec
+            with pytest.raises(UserError, match="wraps another optimizer"):
                 parse_search_spec(name)
             continue
-        try:
-            check_optimizer_spec(parse_spec(name))
-        except UserError:  # compare's own up-front check cannot build it either (e.g. muon)
+        spec = parse_search_spec(name)  # builds the optimizer at the corners of the space
+        if name == "prodigy":  # its own step size: d_coef searched, lr fixed at 1
+            assert "lr" not in spec.params and spec.template["lr"] == 1.0
             continue
-        spec = parse_search_spec(name)  # builds the optimizer at both ends of the range
         assert spec.params["lr"] == LogUniform(low, high)
         with_lr += 1
     assert with_lr >= 6
 
 
+#: issue 11's default spaces: spec → every searched parameter's distribution and fixed values
+DEFAULT_SPACES = [
+    ("nadam", {"lr": "log(0.0001, 0.1)"}, {}),
+    ("radam", {"lr": "log(0.0001, 0.1)"}, {}),
+    ("adamax", {"lr": "log(0.0001, 0.1)"}, {}),
+    ("lion", {"lr": "log(1e-05, 0.01)"}, {}),
+    ("adamw_schedulefree", {"lr": "log(0.0001, 0.1)"}, {}),
+    ("sgd_schedulefree", {"lr": "log(0.001, 10)"}, {}),
+    ("prodigy", {"d_coef": "log(0.5, 2)"}, {"lr": 1.0}),
+    ("muon", {"lr": "log(0.001, 0.1)", "adamw_lr": "log(0.0001, 0.01)"}, {}),
+    ("sam(sgd)", {"lr": "log(0.0001, 1)", "rho": "log(0.01, 0.5)"}, {}),
+    ("sam(adam):rho=0.1", {"lr": "log(1e-05, 0.1)"}, {"rho": 0.1}),
+    ("lookahead(adam):k=5", {"lr": "log(1e-05, 0.1)"}, {"k": 5}),
+    ("lookahead(torch.SGD)", {"lr": "log(0.0001, 1)"}, {}),
+    ("lookahead(radam):lr=0.01,alpha=uniform(0.3,0.8)", {"alpha": "uniform(0.3, 0.8)"},
+     {"lr": 0.01}),
+]
+
+
+@pytest.mark.parametrize(("text", "space", "fixed"), DEFAULT_SPACES)
+def test_default_space_of_each_new_name(text, space, fixed):
+    spec = parse_search_spec(text)
+    assert spec.space() == space
+    assert {k: v for k, v in spec.template.items() if k not in space} == fixed
+    built = spec.resolve({k: d.low for k, d in spec.params.items()})
+    assert built.hparams == {**fixed, **{k: d.low for k, d in spec.params.items()}}
+
+
 def test_default_ranges_by_family_and_fallback():
     assert default_lr_range("torch.Adam") == default_lr_range("adam")
-    assert default_lr_range("adamw_schedulefree") == default_lr_range("adam")
-    assert default_lr_range("sgd_schedulefree") == default_lr_range("sgd")
+    assert default_lr_range("adamw_new_variant") == default_lr_range("adam")
+    assert default_lr_range("sgd_new_variant") == default_lr_range("sgd")
     assert default_lr_range("something-new") == FALLBACK_LR_RANGE
 
 

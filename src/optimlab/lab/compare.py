@@ -105,7 +105,7 @@ def check_plan(planned: list[PlannedRun], config: CompareConfig, model: Any, dat
     steps_per_epoch = max(1, -(-len(data.train) // config.batch_size))
     length = RunLength(config.epochs, steps_per_epoch, config.schedule_every)
     for run in planned:
-        optimizer = build_optimizer(run.spec, model.parameters())
+        optimizer = build_optimizer(run.spec, model)
         if run.schedule is not None:
             for_run(run.schedule, length).check(optimizer, length.total)
 
@@ -409,7 +409,7 @@ def _one_run(config: CompareConfig, run: PlannedRun, seed: int, data: Any, out: 
 
     model = build_model(config.model, data.input_shape, data.num_outputs, seed=seed)
     model = model.to(data.train.x.device)
-    optimizer = build_optimizer(run.spec, model.parameters())
+    optimizer = build_optimizer(run.spec, model)
     stopper = (EarlyStopping(config.patience, config.min_delta)
                if config.patience is not None else None)
     status = "interrupted"

@@ -128,7 +128,7 @@ def find_lr(optimizer: str, *, dataset: str = "digits", model: str = "mlp",
         data = load_dataset(dataset, data_dir=data_dir, seed=seed, device=device)
     net = build_model(model, data.input_shape, data.num_outputs, seed=seed)
     net = net.to(data.train.x.device)
-    opt = build_optimizer(spec, net.parameters())
+    opt = build_optimizer(spec, net)
     result = lr_range_test(net, opt, data, batch_size=batch_size, seed=seed, **range_test)
     result.settings.update({"optimizer": optimizer, "dataset": data.name, "model": model,
                             "loss_unit": _loss_unit(data.task)})

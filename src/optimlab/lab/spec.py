@@ -7,6 +7,13 @@ sets hyperparameters. The text after ``:`` is split on commas at the top level o
 :func:`ast.literal_eval` — never evaluated — plus ``true``/``false`` (any case) as booleans and
 bare words (``mode=max``) as strings.
 
+A wrapper spec puts one optimizer inside another: ``sam(sgd):rho=0.05,lr=0.1,momentum=0.9``
+or ``lookahead(adam):k=5,alpha=0.5``. The keywords are one flat list: the wrapper's own
+options (:func:`optimlab.optim.wrappers.wrapper_options`) go to it, the rest to the inner
+optimizer (ours or ``torch.<Name>``); wrappers do not nest. In the lab ``muon`` is the hybrid
+``muon_adamw`` (:data:`LAB_NAMES`): Muon on the model's hidden weight matrices, AdamW on the
+rest, ``adamw_lr=…`` setting the latter's lr.
+
 Mistakes raise :class:`~optimlab.errors.UserError` naming the bad part and the valid choices;
 an invalid value is reported with the optimizer's (or scheduler's) own message.
 """
@@ -18,7 +25,7 @@ import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from optimlab.engine.arguments import check_arguments, shown
+from optimlab.engine.arguments import accepted_arguments, check_arguments, shown
 from optimlab.errors import UserError
 
 if TYPE_CHECKING:
@@ -36,6 +43,19 @@ REFUSED_VALUES = {
                           "does not do; drop it",
 }
 _BARE_WORD = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+#: ``wrapper(inner)``: a wrapper's name and the inner optimizer's (no brackets: no nesting)
+_WRAPPED = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)\(\s*([^()\s]+)\s*\)$")
+#: names that build another registry entry in the lab, which always has a model: ``muon`` is
+#: Muon on the hidden weight matrices plus AdamW on the rest (``optimlab.optim.create("muon")``
+#: stays torch's pure Muon)
+LAB_NAMES = {"muon": "muon_adamw"}
+#: inner optimizers a wrapper spec refuses, and why
+_NOT_WRAPPABLE = {
+    "muon": "the lab's muon splits a model's parameters itself; wrap adamw or sgd instead",
+    "muon_adamw": "it splits a model's parameters itself; wrap adamw or sgd instead",
+    "adamw_schedulefree": "its train()/eval() weight swap does not pass through a wrapper",
+    "sgd_schedulefree": "its train()/eval() weight swap does not pass through a wrapper",
+}
 
 
 @dataclass(frozen=True)
@@ -52,11 +72,25 @@ class Spec:
         return self.name.lower().startswith(TORCH_PREFIX)
 
     @property
+    def wrapper(self) -> str | None:
+        """``"sam"`` for ``sam(sgd)``: the wrapper's name in lower case; None for a plain spec."""
+        match = _WRAPPED.match(self.name)
+        return match.group(1).lower() if match else None
+
+    @property
+    def inner(self) -> Spec | None:
+        """The inner optimizer of a wrapper spec (``sgd`` for ``sam(sgd)``), without values."""
+        match = _WRAPPED.match(self.name)
+        return Spec(match.group(2)) if match else None
+
+    @property
     def label(self) -> str:
-        """A readable name: ``sgd`` or ``sgd(lr=0.01, momentum=0.9)``."""
+        """A readable name: ``sgd``, ``sgd(lr=0.01, momentum=0.9)``, ``sam(sgd, rho=0.1)``."""
         if not self.hparams:
             return self.name
         items = ", ".join(f"{k}={format_value(v)}" for k, v in self.hparams.items())
+        if self.wrapper is not None:
+            return f"{self.name[:-1]}, {items})"
         return f"{self.name}({items})"
 
 
@@ -135,6 +169,8 @@ def parse_spec(text: str, *, kind: str = "optimizer") -> Spec:
     if not name:
         raise UserError(f"empty {kind} name in spec {shown(text, 60)}; expected name or "
                         "name:key=value,...")
+    if kind == "optimizer" and any(c in name for c in "()"):
+        name = _wrapper_name(name, text)
     hparams: dict[str, Any] = {}
     if sep and rest.strip():
         for item in split_top_level(rest):
@@ -147,6 +183,21 @@ def parse_spec(text: str, *, kind: str = "optimizer") -> Spec:
                 raise UserError(f"{key!r} given twice in {kind} spec {shown(text, 60)}")
             hparams[key] = parse_value(value, key=key, spec=text)
     return Spec(name=name, hparams=hparams, text=raw)
+
+
+def _wrapper_name(name: str, text: str) -> str:
+    """``sam( sgd )`` → ``sam(sgd)``; UserError for anything else with brackets."""
+    from optimlab.optim.wrappers import WRAPPERS
+
+    match = _WRAPPED.match(name)
+    if match is None:
+        nested = name.count("(") > 1
+        raise UserError(
+            f"bad wrapper spec {shown(text, 60)}: "
+            + ("wrappers do not nest; " if nested else "")
+            + f"expected wrapper(inner):key=value, e.g. sam(sgd):rho=0.05,lr=0.1 "
+            f"(wrappers: {', '.join(sorted(WRAPPERS))})")
+    return f"{match.group(1)}({match.group(2)})"
 
 
 def _torch_classes() -> dict[str, type]:
@@ -170,6 +221,7 @@ def _our_classes() -> dict[str, type]:
         for n, c in vars(optim).items()
         if isinstance(c, type) and issubclass(c, torch.optim.Optimizer)
     }
+    found["muon_adamw"] = optim.MuonWithAdamW  # registered under another name than its class
     return {n: found[n] for n in optim.available() if n in found}
 
 
@@ -183,16 +235,29 @@ def valid_optimizer_names() -> list[str]:
 
 def optimizer_class(spec: Spec) -> type | None:
     """The class a spec names, or None when only the factory knows it."""
+    if spec.wrapper is not None:
+        from optimlab.optim.wrappers import WRAPPERS
+
+        return WRAPPERS.get(spec.wrapper)
     if spec.is_torch:
         return _torch_classes().get(spec.name[len(TORCH_PREFIX):].lower())
-    return _our_classes().get(spec.name.lower())
+    name = spec.name.lower()
+    return _our_classes().get(LAB_NAMES.get(name, name))
 
 
 def check_optimizer_name(spec: Spec) -> None:
     """Raise UserError when the spec names no known optimizer (a short list: ours, then how to
     name torch's)."""
     from optimlab import optim
+    from optimlab.optim.wrappers import WRAPPERS
 
+    if spec.wrapper is not None:
+        _check_wrapper_names(spec)
+        return
+    if spec.name.lower() in WRAPPERS:
+        raise UserError(f"{spec.name} wraps another optimizer: write {spec.name.lower()}(INNER)"
+                        ":key=value,..., e.g. sam(sgd):rho=0.05,lr=0.1 or "
+                        "lookahead(adam):k=5,alpha=0.5")
     torch_name = spec.name[len(TORCH_PREFIX):].lower() if spec.is_torch else ""
     if torch_name in TORCH_REFUSED:
         raise UserError(f"{spec.name} is not supported: {TORCH_REFUSED[torch_name]}")
@@ -206,6 +271,52 @@ def check_optimizer_name(spec: Spec) -> None:
         )
 
 
+def _check_wrapper_names(spec: Spec) -> None:
+    from optimlab import optim
+    from optimlab.optim.wrappers import WRAPPERS
+
+    inner = spec.inner
+    assert spec.wrapper is not None and inner is not None
+    if spec.wrapper not in WRAPPERS:
+        raise UserError(f"unknown wrapper {shown(spec.wrapper)} in {shown(spec.name, 60)}; "
+                        f"valid: {', '.join(sorted(WRAPPERS))}")
+    name = inner.name.lower()
+    if name in WRAPPERS:
+        raise UserError(f"wrappers do not nest: {shown(spec.name, 60)}; the inner optimizer "
+                        "is a plain one, e.g. sam(sgd) or lookahead(adam)")
+    if name in _NOT_WRAPPABLE:
+        raise UserError(f"{spec.name} is not supported: {_NOT_WRAPPABLE[name]}")
+    try:
+        check_optimizer_name(inner)
+    except UserError:
+        inners = [n for n in optim.available() if n not in WRAPPERS and n not in _NOT_WRAPPABLE]
+        raise UserError(f"unknown optimizer {shown(inner.name)} inside {spec.wrapper}(…); "
+                        f"valid: {', '.join(inners)}, or torch.<Name>") from None
+
+
+def _split_wrapper_hparams(spec: Spec) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A wrapper spec's keywords: the wrapper's own options, and the inner optimizer's."""
+    from optimlab.optim.wrappers import wrapper_options
+
+    assert spec.wrapper is not None
+    options = wrapper_options(spec.wrapper)
+    own = {k: v for k, v in spec.hparams.items() if k in options}
+    return own, {k: v for k, v in spec.hparams.items() if k not in options}
+
+
+def hyperparameter_names(spec: Spec) -> list[str] | None:
+    """The keys a (name-checked) spec accepts; a wrapper's options then its inner's. None when
+    only a factory knows them."""
+    if spec.wrapper is not None:
+        from optimlab.optim.wrappers import wrapper_options
+
+        assert spec.inner is not None
+        inner = hyperparameter_names(spec.inner)
+        return None if inner is None else [*wrapper_options(spec.wrapper), *inner]
+    cls = optimizer_class(spec)
+    return None if cls is None else list(accepted_arguments(cls))
+
+
 def check_hyperparameters(spec: Spec) -> None:
     """Names and types of a spec's hyperparameters against the constructor's signature.
 
@@ -216,28 +327,79 @@ def check_hyperparameters(spec: Spec) -> None:
     for (key, value), why in REFUSED_VALUES.items():
         if spec.hparams.get(key) is value:
             raise UserError(f"{shown(spec.text or spec.name, 60)}: {why}")
+    if spec.wrapper is not None:
+        _check_wrapper_hyperparameters(spec)
+        return
     cls = optimizer_class(spec)
     if cls is not None:
         check_arguments(cls, spec.hparams, what=f"optimizer {shown(spec.name)}")
 
 
-def build_optimizer(spec: Spec, params: Any) -> Any:
-    """Construct the optimizer a spec names over ``params``.
+def _check_wrapper_hyperparameters(spec: Spec) -> None:
+    """Every key belongs to the wrapper or to the inner optimizer; each checked by its owner."""
+    inner = spec.inner
+    assert spec.wrapper is not None and inner is not None
+    valid = hyperparameter_names(spec)
+    if valid is not None:
+        for key in spec.hparams:
+            if key not in valid:
+                raise UserError(f"unknown hyperparameter {shown(key)} for {shown(spec.name)}; "
+                                f"valid: {', '.join(valid)}")
+    own, rest = _split_wrapper_hparams(spec)
+    check_arguments(optimizer_class(spec), own, what=f"wrapper {shown(spec.wrapper)}")
+    inner_cls = optimizer_class(inner)
+    if inner_cls is not None:
+        check_arguments(inner_cls, rest,
+                        what=f"optimizer {shown(inner.name)} inside {spec.wrapper}(…)")
 
+
+def _build_wrapped(spec: Spec, params: Any) -> Any:
+    """Our inner optimizers through :func:`~optimlab.optim.wrappers.create_wrapped`; torch's
+    classes straight into the wrapper (both take a class)."""
+    from optimlab.optim import SAM, Lookahead, wrappers
+
+    inner = spec.inner
+    assert spec.wrapper is not None and inner is not None
+    if not inner.is_torch:
+        return wrappers.create_wrapped(spec.wrapper, inner.name.lower(), params, **spec.hparams)
+    own, rest = _split_wrapper_hparams(spec)
+    cls = optimizer_class(inner)
+    if spec.wrapper == "sam":
+        return SAM(params, cls, **own, **rest)
+    assert cls is not None
+    return Lookahead(cls(params, **rest), **own)
+
+
+def build_optimizer(spec: Spec, params: Any) -> Any:
+    """Construct the optimizer a spec names over ``params`` (an ``nn.Module`` or parameters).
+
+    Give the model where there is one: ``muon`` (the lab's hybrid, :data:`LAB_NAMES`) reads
+    its layers to tell the embeddings apart; every other optimizer gets its parameters.
     Unknown names and hyperparameters become UserError listing the valid ones; a value of the
     wrong type is refused before the constructor runs; an invalid value becomes UserError
     carrying the optimizer's own ValueError/TypeError message.
     """
+    import torch
+
     check_optimizer_name(spec)
     check_hyperparameters(spec)
     cls = optimizer_class(spec)
+    module = params if isinstance(params, torch.nn.Module) else None
+    if module is not None:
+        params = module.parameters()
     try:
+        if spec.wrapper is not None:
+            return _build_wrapped(spec, params)
         if spec.is_torch:
             assert cls is not None
             return cls(params, **spec.hparams)
         from optimlab import optim
 
-        return optim.create(spec.name.lower(), params, **spec.hparams)
+        name = spec.name.lower()
+        if name in LAB_NAMES:
+            return optim.create(LAB_NAMES[name], module if module is not None else params,
+                                **spec.hparams)
+        return optim.create(name, params, **spec.hparams)
     except (ValueError, TypeError, RuntimeError) as e:
         message = " ".join(str(e).split())
         raise UserError(f"invalid {shown(spec.text or spec.name, 60)}: {message[:160]}"
@@ -245,10 +407,14 @@ def build_optimizer(spec: Spec, params: Any) -> Any:
 
 
 def check_optimizer_spec(spec: Spec) -> None:
-    """Validate a spec up front by building it over one throwaway parameter."""
+    """Validate a spec up front by building it over one throwaway parameter (three small
+    weight matrices for Muon's hybrid, which needs a hidden one)."""
     import torch
 
-    build_optimizer(spec, [torch.nn.Parameter(torch.zeros(1))])
+    hybrid = not spec.is_torch and LAB_NAMES.get(spec.name.lower(), spec.name.lower()) in set(
+        LAB_NAMES.values())
+    shapes = [(2, 2)] * 3 if hybrid else [(1,)]
+    build_optimizer(spec, [torch.nn.Parameter(torch.zeros(s)) for s in shapes])
 
 
 def parse_scheduler_spec(text: str) -> Schedule:

@@ -80,7 +80,8 @@ class Lookahead(Optimizer):
     The step counter is a ``counter`` entry in each (shared) param group. ``state_dict()`` is
     the reference's: ``{"lookahead_state": {(group, index): {...}}, "base_optimizer": ...}``.
     ``backup_and_load_cache()`` puts the slow weights in the parameters for evaluation;
-    ``clear_and_load_backup()`` restores the fast ones.
+    ``clear_and_load_backup()`` restores the fast ones; ``eval()``/``train()`` do the same,
+    idempotently (the mode switch the fit loop drives).
 
     Example:
         >>> import torch
@@ -208,6 +209,27 @@ class Lookahead(Optimizer):
             for p in group["params"]:
                 state = self.state[p]
                 p.copy_(state.pop("backup_params"))
+
+    def eval(self) -> None:
+        """Evaluation mode: the slow weights in the parameters (:meth:`backup_and_load_cache`).
+
+        With :meth:`train`, the ``train()``/``eval()`` protocol of Schedule-Free that
+        ``optimlab.engine.fit`` drives: validation, checkpoints and the returned model see
+        the slow weights, as the paper evaluates. Idempotent; the mode travels in the state
+        (``backup_params``), so a run resumed from a checkpoint saved in evaluation mode
+        trains on from the very same fast weights.
+        """
+        if not self._evaluating():
+            self.backup_and_load_cache()
+
+    def train(self) -> None:
+        """Training mode: the fast weights back (:meth:`clear_and_load_backup`). Idempotent."""
+        if self._evaluating():
+            self.clear_and_load_backup()
+
+    def _evaluating(self) -> bool:
+        return any("backup_params" in self.state[p]
+                   for group in self.param_groups for p in group["params"])
 
     def state_dict(self) -> dict[str, Any]:  # type: ignore[override]
         lookahead_state = {

@@ -138,6 +138,8 @@ def run_path(fn: TestFunction, spec: Spec, *, start: Point, steps: int, noise: f
     path, losses, status = [start], [], "finished"
     for _ in range(steps):
         values.clear()
+        if getattr(type(optimizer), "requires_closure", False):
+            closure()  # SAM: the gradient at the point first, as fit's first pass
         optimizer.step(closure)
         losses.append(float(values[0]) if values else _value(fn, point))
         x, y = point.detach().tolist()

@@ -9,8 +9,11 @@ Grammar (a value of ``name:key=value,...``; parsed as literals, never evaluated)
     (x, y, ...)     a tuple whose items may be distributions     betas=(uniform(0.8,0.99),0.999)
 
 Anything else is a fixed value, read exactly as compare reads it. A spec without any
-distribution searches ``lr`` over :func:`default_lr_range` for its optimizer. Each
-distribution becomes one Optuna parameter named after its place: ``lr``, ``betas[0]``.
+distribution searches its default space (:func:`default_space`): ``lr`` over
+:func:`default_lr_range`, plus SAM's ``rho`` and Muon's ``adamw_lr``; Prodigy searches
+``d_coef`` with ``lr`` fixed at 1. A wrapper spec (``sam(sgd)``, ``lookahead(adam)``) searches
+its inner optimizer's lr range. Each distribution becomes one Optuna parameter named after its
+place: ``lr``, ``betas[0]``.
 """
 
 from __future__ import annotations
@@ -30,15 +33,21 @@ DEFAULT_LR_RANGES: dict[str, tuple[float, float]] = {
     "rmsprop": (1e-5, 1e-1),
     "adam": (1e-5, 1e-1),
     "adamw": (1e-5, 1e-1),
-    "nadam": (1e-5, 1e-1),
-    "radam": (1e-5, 1e-1),
-    "adamax": (1e-5, 1e-1),
+    "nadam": (1e-4, 1e-1),
+    "radam": (1e-4, 1e-1),
+    "adamax": (1e-4, 1e-1),
     "adadelta": (1e-2, 1e1),
-    "lion": (1e-6, 1e-2),
-    "muon": (1e-3, 1.0),
+    "lion": (1e-5, 1e-2),
+    "adamw_schedulefree": (1e-4, 1e-1),
+    "sgd_schedulefree": (1e-3, 1e1),
+    "muon": (1e-3, 1e-1),
+    "muon_adamw": (1e-3, 1e-1),
     "sam": (1e-4, 1.0),
     "prodigy": (1e-1, 1e1),
 }
+#: hyperparameters fixed, instead of searched, when a spec leaves them out: Prodigy estimates
+#: its own step size, so lr stays 1 and ``d_coef`` (a factor on the estimate) is searched
+DEFAULT_FIXED: dict[str, dict[str, Any]] = {"prodigy": {"lr": 1.0}}
 #: families for names not listed above (a substring of the name → the family's range)
 _FAMILIES = (("prodigy", "prodigy"), ("dadapt", "prodigy"), ("lion", "lion"),
              ("adam", "adam"), ("sgd", "sgd"), ("muon", "muon"), ("sam", "sam"))
@@ -102,6 +111,38 @@ class Choice:
 
 Distribution = LogUniform | Uniform | IntRange | Choice
 
+#: what a spec without distributions searches besides its lr (ours only, not torch.<Name>)
+DEFAULT_EXTRA_SPACES: dict[str, dict[str, Distribution]] = {
+    "sam": {"rho": LogUniform(0.01, 0.5)},  # the SAM paper's grid: 0.01 … 0.5
+    "muon": {"adamw_lr": LogUniform(1e-4, 1e-2)},
+    "muon_adamw": {"adamw_lr": LogUniform(1e-4, 1e-2)},
+    "prodigy": {"d_coef": LogUniform(0.5, 2.0)},
+}
+
+
+def default_space(spec: Spec) -> tuple[dict[str, Distribution], dict[str, Any]]:
+    """What a spec without distributions searches, and the values it fixes.
+
+    ``lr`` over :func:`default_lr_range` (a wrapper's inner optimizer's range) unless fixed,
+    plus :data:`DEFAULT_EXTRA_SPACES` of the name (a wrapper's too: SAM's ``rho``);
+    :data:`DEFAULT_FIXED` of the name is fixed instead.
+    """
+    names = [] if spec.is_torch else [spec.wrapper or spec.name.lower()]
+    lr_name = spec.name
+    if spec.inner is not None:
+        lr_name = spec.inner.name
+        if not spec.inner.is_torch:
+            names.append(spec.inner.name.lower())
+    fixed: dict[str, Any] = {}
+    searched: dict[str, Distribution] = {}
+    for name in names:
+        fixed.update(DEFAULT_FIXED.get(name, {}))
+    if "lr" not in fixed:
+        searched["lr"] = LogUniform(*default_lr_range(lr_name))
+    for name in names:
+        searched.update(DEFAULT_EXTRA_SPACES.get(name, {}))
+    return searched, fixed
+
 
 @dataclass(frozen=True)
 class Slot:
@@ -126,6 +167,8 @@ class SearchSpec:
         """
         items = ", ".join(f"{k}={_describe(v, self.params)}" for k, v in self.template.items()
                           if not (self.default_lr and k == "lr"))
+        if items and Spec(self.name).wrapper is not None:  # sam(sgd, rho=log(0.01, 0.5))
+            return f"{self.name[:-1]}, {items})"
         return f"{self.name}({items})" if items else self.name
 
     def space(self) -> dict[str, str]:
@@ -250,31 +293,42 @@ def parse_search_spec(text: str) -> SearchSpec:
             template[key] = _parse_value(value, key, text, params)
     default_lr = False
     if not params:
-        if "lr" in template:
-            raise UserError(f"nothing to search in {text!r}: give a distribution (e.g. "
-                            f"lr=log(1e-5,1e-1)) or leave lr out to search its default range")
-        if not _accepts_lr(plain):
-            raise UserError(f"nothing to search in {text!r}: {plain.name} has no lr; give a "
-                            "distribution for one of its hyperparameters, e.g. "
-                            "name:alpha=uniform(0.3,0.8)")
-        low, high = default_lr_range(plain.name)
-        template = {"lr": Slot("lr"), **template}
-        params["lr"] = LogUniform(low, high)
-        default_lr = True
+        template, default_lr = _default_template(plain, template, params, text)
     spec = SearchSpec(plain.name, text.strip(), template, params, default_lr)
     check_search_spec(spec)
     return spec
 
 
-def _accepts_lr(spec: Spec) -> bool:
-    """Whether the optimizer's constructor takes ``lr`` (True when only a factory knows)."""
-    import inspect
+def _default_template(plain: Spec, template: dict[str, Any], params: dict[str, Distribution],
+                      text: str) -> tuple[dict[str, Any], bool]:
+    """Fill ``params`` with the :func:`default_space` entries the spec leaves out; the new
+    template and whether lr is one of them. UserError when nothing is left to search."""
+    searched, fixed = default_space(plain)
+    accepts_lr = _accepts_lr(plain)
+    if not accepts_lr:
+        searched.pop("lr", None)
+    searched = {k: d for k, d in searched.items() if k not in template}
+    if not searched:
+        if "lr" in template or accepts_lr:
+            raise UserError(f"nothing to search in {text!r}: give a distribution (e.g. "
+                            f"lr=log(1e-5,1e-1)) or leave lr out to search its default range")
+        raise UserError(f"nothing to search in {text!r}: {plain.name} has no lr; give a "
+                        "distribution for one of its hyperparameters, e.g. "
+                        "name:alpha=uniform(0.3,0.8)")
+    params.update(searched)
+    filled = {**{k: Slot(k) for k in searched}, **template}
+    filled.update({k: v for k, v in fixed.items() if k not in template})
+    return filled, "lr" in searched
 
-    from optimlab.lab.spec import check_optimizer_name, optimizer_class
+
+def _accepts_lr(spec: Spec) -> bool:
+    """Whether the optimizer (a wrapper's inner one) takes ``lr`` (True when only a factory
+    knows)."""
+    from optimlab.lab.spec import check_optimizer_name, hyperparameter_names
 
     check_optimizer_name(spec)
-    cls = optimizer_class(spec)
-    return cls is None or "lr" in inspect.signature(cls).parameters
+    names = hyperparameter_names(spec)
+    return names is None or "lr" in names
 
 
 def corner_values(spec: SearchSpec) -> list[dict[str, Any]]:

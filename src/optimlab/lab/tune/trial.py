@@ -126,7 +126,7 @@ def _train(task: Task) -> dict[str, Any]:
     data = _dataset(task)
     model = build_model(task.model, data.input_shape, data.num_outputs, seed=task.seed)
     model = model.to(data.train.x.device)
-    optimizer = build_optimizer(task.spec, model.parameters())
+    optimizer = build_optimizer(task.spec, model)
     rows: list[dict[str, Any]] = []
     trial = _pruning_trial(task.pruning, task.epochs) if task.pruning else None
 
