@@ -20,9 +20,12 @@ SETTINGS = settings(max_examples=int(os.environ.get("PROPERTY_EXAMPLES", "300"))
                     suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 NAMES = ["sgd", "adam", "adamw", "adagrad", "rmsprop", "adadelta", "torch.SGD", "torch.Adam",
-         "torch.LBFGS", "torch.SparseAdam", "Adam", "nosuch", ""]
+         "torch.LBFGS", "torch.SparseAdam", "Adam", "nosuch", "", "sam(sgd)", "lookahead(adam)",
+         "sam(torch.SGD)", "sam(nosuch)", "lookahead(sam(sgd))", "sam(", "sam)(", "sam",
+         "muon", "muon_adamw"]
 KEYS = ["lr", "momentum", "betas", "eps", "weight_decay", "amsgrad", "maximize", "nesterov",
-        "foreach", "fused", "capturable", "rho", "max_iter", "x"]
+        "foreach", "fused", "capturable", "rho", "max_iter", "x", "adaptive", "k", "alpha",
+        "pullback_momentum", "adamw_lr"]
 SCHEDULERS = ["steplr", "multisteplr", "exponentiallr", "cosineannealinglr", "onecyclelr",
               "cycliclr", "polynomiallr", "linearlr", "plateau", "lambdalr", "warmup_cosine",
               "wsd", "nosuch"]
