@@ -228,3 +228,14 @@ def test_tune_searches_a_wrapper_specs_default_space(tmp_path):
         assert set(trial["params"]) == {"lr", "rho"}
         assert 1e-4 <= trial["params"]["lr"] <= 1.0 and 0.01 <= trial["params"]["rho"] <= 0.5
     assert entry["trials"][0]["value"] != entry["trials"][1]["value"]
+
+
+def test_list_says_how_to_write_wrappers_and_what_muon_is(capsys):
+    assert cli.main(["list", "optimizers", "--json"]) == 0
+    notes = {e["name"]: e["note"] for e in json.loads(capsys.readouterr().out)["optimizers"]}
+    assert "sam(INNER):key=value" in notes["sam"]
+    assert "lookahead(INNER):key=value" in notes["lookahead"]
+    assert notes["muon"].startswith("MuonWithAdamW in the lab (= muon_adamw")
+    assert cli.main(["list", "optimizers"]) == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert "sam(sgd):rho=0.05,lr=0.1" in text and "adamw_lr=... sets AdamW's lr" in text

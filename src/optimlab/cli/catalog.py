@@ -56,6 +56,11 @@ def run(args: argparse.Namespace) -> int:
         if section == "optimizers":
             print(_wrap("  ", "torch.NAME for torch.optim's own class: "
                         + ", ".join(catalog.torch_optimizers())))
+            print(_wrap("  ", "sam(INNER):key=value,... and lookahead(INNER):key=value,... wrap "
+                        "one optimizer above or a torch.NAME (sam(sgd):rho=0.05,lr=0.1, "
+                        "lookahead(adam):k=5,alpha=0.5): the wrapper's own keys go to it, the "
+                        "rest to INNER. muon is Muon on the model's hidden weight matrices and "
+                        "AdamW on the rest (as muon_adamw; adamw_lr=... sets AdamW's lr)."))
     return 0
 
 

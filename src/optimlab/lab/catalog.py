@@ -35,16 +35,25 @@ def signature_defaults(fn: Any, skip: int) -> dict[str, Any]:
 
 
 def optimizers() -> list[Entry]:
-    """optimlab's optimizers, each with its constructor's defaults."""
+    """optimlab's optimizers, each with its constructor's defaults (the lab's ``muon``: the
+    hybrid's; a wrapper's note says how to write it)."""
     from optimlab import optim
+    from optimlab.lab.spec import LAB_NAMES
+    from optimlab.optim.wrappers import WRAPPERS
 
     entries = []
     for name in optim.available():
         cls = _optimizer_class(name)
         if cls is None:
             entries.append(Entry(name, {}, "defaults: see help(optimlab.optim)"))
-        else:
-            entries.append(Entry(name, signature_defaults(cls, skip=1), cls.__name__))
+            continue
+        note = cls.__name__
+        if name in WRAPPERS:
+            note += f"; wraps another optimizer: {name}(INNER):key=value,..."
+        if name in LAB_NAMES:
+            note += (f" in the lab (= {LAB_NAMES[name]}: Muon on the hidden weight matrices, "
+                     "AdamW on the rest)")
+        entries.append(Entry(name, signature_defaults(cls, skip=1), note))
     return entries
 
 
