@@ -57,7 +57,7 @@ def test_lbfgs_matches_torchs_closure_loop(digits):
                 loss = F.cross_entropy(ref(x), y)
                 loss.backward()
                 return loss
-            total.append(float(ref_opt.step(closure)))
+            total.append(float(ref_opt.step(closure).detach()))
         losses.append(sum(total) / len(total))
     assert _same(model, ref)
     assert result.history.train_loss == pytest.approx(losses, rel=1e-6)
