@@ -239,3 +239,29 @@ def test_list_says_how_to_write_wrappers_and_what_muon_is(capsys):
     assert cli.main(["list", "optimizers"]) == 0
     text = " ".join(capsys.readouterr().out.split())
     assert "sam(sgd):rho=0.05,lr=0.1" in text and "adamw_lr=... sets AdamW's lr" in text
+
+
+def test_sam_in_the_landscape_follows_pytorch_optimizers_loop():
+    """run_path gives SAM its first pass (the gradient at the point) before step(closure)."""
+    from optimlab.lab.landscape import FUNCTIONS, run_path
+
+    fn = FUNCTIONS["rosenbrock"]
+    ours = run_path(fn, parse_spec("sam(sgd):rho=0.05,lr=1e-3,momentum=0.9"), start=fn.start,
+                    steps=30)
+    p = torch.tensor(fn.start, dtype=torch.float64, requires_grad=True)
+    ref = pytorch_optimizer.SAM([p], torch.optim.SGD, rho=0.05, lr=1e-3, momentum=0.9)
+    path, losses = [tuple(fn.start)], []
+
+    def closure():
+        ref.zero_grad()
+        value = fn(p[0], p[1])
+        value.backward()
+        return value
+
+    for _ in range(30):
+        losses.append(float(closure().detach()))
+        ref.step(closure)
+        path.append((float(p[0].detach()), float(p[1].detach())))
+    assert ours.status == "finished"
+    assert ours.path == path  # bitwise
+    assert ours.loss[:-1] == losses  # each step's loss is f at the point, not at w + ε̂
