@@ -50,10 +50,22 @@ def any_size(t: Tensor) -> Tensor:
     return t
 
 
+_IN_PLACE_OPERATORS = {operator.iadd, operator.isub, operator.imul, operator.itruediv,
+                       operator.ipow, operator.ifloordiv, operator.imod}
+
+
+def _mutated(node: fx.Node) -> Any:
+    """The value ``node`` changes in place (``x *= y``, ``x.mul_(y)``), or None."""
+    in_place = node.target in _IN_PLACE_OPERATORS or (
+        node.op == "call_method" and str(node.target).endswith("_"))
+    return node.args[0] if in_place and node.args else None
+
+
 def _is_arithmetic(node: fx.Node) -> bool:
     """A Python operator (``+ - * / ** neg``) applied to graph values and plain numbers."""
     return (
         node.op == "call_function"
+        and node.target not in _IN_PLACE_OPERATORS
         and getattr(node.target, "__module__", None) in ("_operator", "operator")
         and not node.kwargs
         and bool(node.all_input_nodes)
@@ -62,16 +74,18 @@ def _is_arithmetic(node: fx.Node) -> bool:
 
 
 def _scalar_arithmetic(gm: fx.GraphModule, example_inputs: list[Any]) -> list[fx.Node]:
-    """The operator nodes computed only from the graph's 0-dim tensor inputs (step, lr),
-    each computation once (a duplicate's users are moved to the first).
+    """The operator nodes computed only from the graph's read-only 0-dim tensor inputs (step,
+    lr), each computation once (a duplicate's users are moved to the first).
 
-    The fused path never passes a 0-dim parameter, gradient or state (it hands the rule 1-D
-    buffers), so the 0-dim inputs are exactly the step scalars.
+    The fused path never passes a 0-dim parameter or gradient (it hands the rule 1-D
+    buffers); a 0-dim state the rule updates in place (NAdam's ``mu_product``) is left in the
+    graph with everything computed from it, since the prelude runs before the kernel.
     """
     inputs = [n for n in gm.graph.nodes if n.op == "placeholder"]
+    mutated = {_mutated(n) for n in gm.graph.nodes}
     scalar = {
         n for n, x in zip(inputs, example_inputs, strict=True)
-        if isinstance(x, Tensor) and x.dim() == 0
+        if isinstance(x, Tensor) and x.dim() == 0 and n not in mutated
     }
     found: dict[tuple[Any, ...], fx.Node] = {}
     for node in list(gm.graph.nodes):
@@ -108,6 +122,26 @@ def _alpha_as_product(gm: fx.GraphModule) -> None:
     gm.recompile()
 
 
+def _symbolic_floats_as_tensors(gm: fx.GraphModule, example_inputs: list[Any]) -> None:
+    """Use a 0-dim input ``t`` itself wherever the graph reads ``t.item()``.
+
+    A Python float that changed between calls (a constant hyperparameter with a new value)
+    is made symbolic by Dynamo: it arrives as a 0-dim float64 input read with ``.item()``.
+    Inductor 2.14 bakes such a symbolic float's first value into some kernels: its
+    ``lerp(x, y, w)`` decomposition branches on ``w >= 0.5`` with the example value and emits
+    ``add(y, y - x, alpha=w - 1)``, whose alpha is then a constant (Schedule-Free's
+    ``p.lerp_(z, ckp1)`` kept the ``ckp1`` of its first compile). As a 0-dim tensor it is
+    read every call, like ``step`` and ``lr``, and its arithmetic is hoisted with theirs.
+    """
+    inputs = [n for n in gm.graph.nodes if n.op == "placeholder"]
+    scalar = {n for n, x in zip(inputs, example_inputs, strict=True)
+              if isinstance(x, Tensor) and x.dim() == 0}
+    for node in list(gm.graph.nodes):
+        if node.op == "call_method" and node.target == "item" and node.args[0] in scalar:
+            node.replace_all_uses_with(node.args[0])
+            gm.graph.erase_node(node)
+
+
 def hoisting_backend(gm: fx.GraphModule, example_inputs: list[Any]) -> Callable[..., Any]:
     """Compile ``gm`` with inductor after moving its 0-dim arithmetic out of the kernel.
 
@@ -119,6 +153,7 @@ def hoisting_backend(gm: fx.GraphModule, example_inputs: list[Any]) -> Callable[
     """
     global _COMPILES
     _COMPILES += 1
+    _symbolic_floats_as_tensors(gm, example_inputs)
     _alpha_as_product(gm)
     inductor = torch._dynamo.lookup_backend("inductor")
     arithmetic = _scalar_arithmetic(gm, example_inputs)

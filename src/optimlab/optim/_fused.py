@@ -110,6 +110,8 @@ class _Chunk:
     states: list[list[Tensor] | None]  # per state key: one 1-D tensor per ``flat``, or None
     flat_grad: Tensor | None = None  # packed: the gradients' flat buffer …
     grad_views: list[Tensor] = field(default_factory=list)  # … and each one's place in it
+    #: packed: (the scalar the rule updated, the other parameters' copies of it), per key
+    spread: list[tuple[Tensor, list[Tensor]]] = field(default_factory=list)
 
     def grads(self) -> list[Tensor]:
         """This step's gradients, 1-D: gathered into the flat buffer when packed."""
@@ -128,14 +130,23 @@ class _Chunk:
             c.state[p][c.state_keys[0]] = view
 
 
-def _packed(c: RuleContract, params: list[Tensor]) -> _Chunk:
-    """Move ``params`` and their state into flat buffers; ``p.data`` and ``state`` become views."""
+def _packed(c: RuleContract, params: list[Tensor], scalar_keys: frozenset[str]) -> _Chunk:
+    """Move ``params`` and their state into flat buffers; ``p.data`` and ``state`` become views.
+
+    A per-parameter scalar (equal across the bucket) is updated once, in the first
+    parameter's tensor, and copied to the others' after the call (:attr:`_Chunk.spread`).
+    """
     flat_param, param_views = _pack([p.detach() for p in params], params)
     for p, view in zip(params, param_views, strict=True):
         p.data = view  # the values now live in the flat buffer: no copy in or out per step
     states: list[list[Tensor] | None] = []
+    spread: list[tuple[Tensor, list[Tensor]]] = []
     for key in c.state_keys:
         present = [c.state[p].get(key) for p in params]
+        if key in scalar_keys:
+            states.append([present[0]])  # type: ignore[list-item]  # a scalar key is present
+            spread.append((present[0], present[1:]))  # type: ignore[arg-type]
+            continue
         if any(t is None for t in present):
             assert all(t is None for t in present), f"state '{key}' on some params only"
             states.append(None)
@@ -145,20 +156,21 @@ def _packed(c: RuleContract, params: list[Tensor]) -> _Chunk:
             c.state[p][key] = view
         states.append([flat])
     flat_grad = any_size(torch.empty_like(flat_param))
-    return _Chunk(params, [flat_param], states, flat_grad, _flat_views(flat_grad, params))
+    return _Chunk(params, [flat_param], states, flat_grad, _flat_views(flat_grad, params),
+                  spread)
 
 
-def _stays_apart(c: RuleContract, p: Tensor) -> bool:
+def _stays_apart(c: RuleContract, p: Tensor, scalar_keys: frozenset[str]) -> bool:
     """Whether ``p`` is updated where it is: large, dense, with dense state of its own dtype
     and device (torch's own layout; anything else is normalised by packing)."""
-    state = [c.state[p].get(key) for key in c.state_keys]
+    state = [c.state[p].get(key) for key in c.state_keys if key not in scalar_keys]
     return p.numel() >= PACK_MAX_NUMEL and p.is_contiguous() and all(
         t is None or (t.is_contiguous() and t.dtype == p.dtype and t.device == p.device)
         for t in state
     )
 
 
-def _in_place(c: RuleContract, large: list[Tensor]) -> list[_Chunk]:
+def _in_place(c: RuleContract, large: list[Tensor], scalar_keys: frozenset[str]) -> list[_Chunk]:
     """``large`` by size, in runs of :data:`CHUNK` (the rest one by one): every call then
     has a list length and equal sizes its graph was compiled for."""
     by_size: dict[int, list[Tensor]] = {}
@@ -171,7 +183,8 @@ def _in_place(c: RuleContract, large: list[Tensor]) -> list[_Chunk]:
     return [
         _Chunk(ps, [any_size(p.detach().view(-1)) for p in ps], [
             None if c.state[ps[0]].get(k) is None
-            else [any_size(c.state[p][k].view(-1)) for p in ps]
+            else [c.state[p][k] if k in scalar_keys else any_size(c.state[p][k].view(-1))
+                  for p in ps]
             for k in c.state_keys
         ])
         for ps in runs
@@ -188,15 +201,19 @@ class _Bucket:
     params: list[Tensor]
 
 
-def _make_bucket(c: RuleContract, params: list[Tensor], step: float) -> _Bucket:
+def _make_bucket(
+    c: RuleContract, params: list[Tensor], step: float, scalar_keys: frozenset[str]
+) -> _Bucket:
     flat_step = None
     if "step" in c.state[params[0]]:
         flat_step = torch.stack([c.state[p]["step"] for p in params])
         for p, view in zip(params, flat_step.unbind(), strict=True):
             c.state[p]["step"] = view
-    small = [p for p in params if not _stays_apart(c, p)]
-    chunks = _in_place(c, [p for p in params if _stays_apart(c, p)])
-    return _Bucket(step, flat_step, ([_packed(c, small)] if small else []) + chunks, params)
+    apart = [_stays_apart(c, p, scalar_keys) for p in params]
+    small = [p for p, a in zip(params, apart, strict=True) if not a]
+    chunks = _in_place(c, [p for p, a in zip(params, apart, strict=True) if a], scalar_keys)
+    packed = [_packed(c, small, scalar_keys)] if small else []
+    return _Bucket(step, flat_step, packed + chunks, params)
 
 
 @dataclass
@@ -242,15 +259,30 @@ class Plan:
         )  # state entries replaced by hand
 
 
+def _scalar_keys(c: RuleContract, params: list[Tensor]) -> frozenset[str]:
+    """State keys held as one 0-dim tensor per parameter (NAdam's ``mu_product``): like
+    ``step``, passed to the rule as they are. (Where every parameter is 0-dim too, state
+    laid out like the parameter is the same thing, elementwise.)"""
+    states = [c.state[p] for p in params if p.dim() > 0]
+    return frozenset(k for k in c.state_keys for s in states
+                     if isinstance(s.get(k), Tensor) and s[k].dim() == 0)
+
+
 def _build_plan(c: RuleContract, group: Group, params: list[Tensor]) -> Plan:
+    """Buckets of parameters whose scalars (``step``, per-parameter 0-dim state) are equal:
+    a packed bucket's one rule call updates them once for all."""
     by_key: dict[tuple[Any, ...], list[Tensor]] = {}
     steps: dict[int, float] = {}
     for p in params:
         state = c.state.get(p) or c.init_state(p, group)
         steps[id(p)] = float(state["step"]) if "step" in state else 0.0
-        key = (p.device, p.dtype, steps[id(p)], state.get("step", torch.empty(0)).dtype)
+    scalar_keys = _scalar_keys(c, params)
+    for p in params:
+        state = c.state[p]
+        scalars = tuple((float(state[k]), state[k].dtype) for k in sorted(scalar_keys))
+        key = (p.device, p.dtype, steps[id(p)], state.get("step", torch.empty(0)).dtype, scalars)
         by_key.setdefault(key, []).append(p)
-    buckets = [_make_bucket(c, ps, steps[id(ps[0])]) for ps in by_key.values()]
+    buckets = [_make_bucket(c, ps, steps[id(ps[0])], scalar_keys) for ps in by_key.values()]
     plan = Plan(group, c.state, list(params), buckets)
     plan.remember(c)
     return plan
@@ -319,6 +351,8 @@ def fused_step(
         step = torch.tensor(b.step, dtype=torch.float64)
         for chunk in b.chunks:
             made = fn(c.rule, chunk.flat, chunk.grads(), chunk.states, step, kwargs)
+            for scalar, copies in chunk.spread if len(chunk.params) > 1 else ():
+                torch._foreach_copy_(copies, [scalar] * len(copies))
             if made[0] is not None:
                 chunk.adopt(c, made)
                 plan.remember(c)

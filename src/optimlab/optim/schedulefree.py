@@ -171,6 +171,8 @@ class _ScheduleFree(RuleOptimizer):
     rule: ClassVar[Callable[..., None]] = staticmethod(sgd_schedulefree_update)
     state_keys: ClassVar[tuple[str, ...]] = ("z",)
     hyperparams: ClassVar[tuple[str, ...]] = ("lr", "ckp1", "momentum", "weight_decay")
+    #: the averaging weight changes every step: a tensor on the fused path, never a recompile
+    tensor_hyperparams: ClassVar[frozenset[str]] = frozenset({"lr", "ckp1"})
 
     def _interpolation(self, group: dict[str, Any]) -> float:
         """:math:`\beta`, where :math:`y` sits between :math:`z` and :math:`x`."""
@@ -308,6 +310,7 @@ class AdamWScheduleFree(_ScheduleFree):
     rule = staticmethod(adamw_schedulefree_update)
     state_keys = ("z", "exp_avg_sq")
     hyperparams = ("lr", "ckp1", "k", "betas", "eps", "weight_decay")
+    tensor_hyperparams = frozenset({"lr", "ckp1", "k"})  # k counts the steps: a tensor too
 
     def __init__(
         self,
