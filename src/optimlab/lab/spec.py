@@ -10,7 +10,8 @@ bare words (``mode=max``) as strings.
 A wrapper spec puts one optimizer inside another: ``sam(sgd):rho=0.05,lr=0.1,momentum=0.9``
 or ``lookahead(adam):k=5,alpha=0.5``. The keywords are one flat list: the wrapper's own
 options (:func:`optimlab.optim.wrappers.wrapper_options`) go to it, the rest to the inner
-optimizer (ours or ``torch.<Name>``); wrappers do not nest. In the lab ``muon`` is the hybrid
+optimizer (ours or ``torch.<Name>``); wrappers do not nest (:mod:`optimlab.lab.wrapped`
+checks and builds them). In the lab ``muon`` is the hybrid
 ``muon_adamw`` (:data:`LAB_NAMES`): Muon on the model's hidden weight matrices, AdamW on the
 rest, ``adamw_lr=…`` setting the latter's lr.
 
@@ -44,18 +45,11 @@ REFUSED_VALUES = {
 }
 _BARE_WORD = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 #: ``wrapper(inner)``: a wrapper's name and the inner optimizer's (no brackets: no nesting)
-_WRAPPED = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)\(\s*([^()\s]+)\s*\)$")
+WRAPPED = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)\(\s*([^()\s]+)\s*\)$")
 #: names that build another registry entry in the lab, which always has a model: ``muon`` is
 #: Muon on the hidden weight matrices plus AdamW on the rest (``optimlab.optim.create("muon")``
 #: stays torch's pure Muon)
 LAB_NAMES = {"muon": "muon_adamw"}
-#: inner optimizers a wrapper spec refuses, and why
-_NOT_WRAPPABLE = {
-    "muon": "the lab's muon splits a model's parameters itself; wrap adamw or sgd instead",
-    "muon_adamw": "it splits a model's parameters itself; wrap adamw or sgd instead",
-    "adamw_schedulefree": "its train()/eval() weight swap does not pass through a wrapper",
-    "sgd_schedulefree": "its train()/eval() weight swap does not pass through a wrapper",
-}
 
 
 @dataclass(frozen=True)
@@ -74,13 +68,13 @@ class Spec:
     @property
     def wrapper(self) -> str | None:
         """``"sam"`` for ``sam(sgd)``: the wrapper's name in lower case; None for a plain spec."""
-        match = _WRAPPED.match(self.name)
+        match = WRAPPED.match(self.name)
         return match.group(1).lower() if match else None
 
     @property
     def inner(self) -> Spec | None:
         """The inner optimizer of a wrapper spec (``sgd`` for ``sam(sgd)``), without values."""
-        match = _WRAPPED.match(self.name)
+        match = WRAPPED.match(self.name)
         return Spec(match.group(2)) if match else None
 
     @property
@@ -170,7 +164,9 @@ def parse_spec(text: str, *, kind: str = "optimizer") -> Spec:
         raise UserError(f"empty {kind} name in spec {shown(text, 60)}; expected name or "
                         "name:key=value,...")
     if kind == "optimizer" and any(c in name for c in "()"):
-        name = _wrapper_name(name, text)
+        from optimlab.lab.wrapped import wrapper_name
+
+        name = wrapper_name(name, text)
     hparams: dict[str, Any] = {}
     if sep and rest.strip():
         for item in split_top_level(rest):
@@ -183,21 +179,6 @@ def parse_spec(text: str, *, kind: str = "optimizer") -> Spec:
                 raise UserError(f"{key!r} given twice in {kind} spec {shown(text, 60)}")
             hparams[key] = parse_value(value, key=key, spec=text)
     return Spec(name=name, hparams=hparams, text=raw)
-
-
-def _wrapper_name(name: str, text: str) -> str:
-    """``sam( sgd )`` → ``sam(sgd)``; UserError for anything else with brackets."""
-    from optimlab.optim.wrappers import WRAPPERS
-
-    match = _WRAPPED.match(name)
-    if match is None:
-        nested = name.count("(") > 1
-        raise UserError(
-            f"bad wrapper spec {shown(text, 60)}: "
-            + ("wrappers do not nest; " if nested else "")
-            + f"expected wrapper(inner):key=value, e.g. sam(sgd):rho=0.05,lr=0.1 "
-            f"(wrappers: {', '.join(sorted(WRAPPERS))})")
-    return f"{match.group(1)}({match.group(2)})"
 
 
 def _torch_classes() -> dict[str, type]:
@@ -252,7 +233,9 @@ def check_optimizer_name(spec: Spec) -> None:
     from optimlab.optim.wrappers import WRAPPERS
 
     if spec.wrapper is not None:
-        _check_wrapper_names(spec)
+        from optimlab.lab.wrapped import check_wrapper_names
+
+        check_wrapper_names(spec)
         return
     if spec.name.lower() in WRAPPERS:
         raise UserError(f"{spec.name} wraps another optimizer: write {spec.name.lower()}(INNER)"
@@ -269,39 +252,6 @@ def check_optimizer_name(spec: Spec) -> None:
             f"unknown optimizer {shown(spec.name)}; ours: {', '.join(optim.available())}; "
             f"torch.<Name> for torch.optim's classes (optimlab list shows all)"
         )
-
-
-def _check_wrapper_names(spec: Spec) -> None:
-    from optimlab import optim
-    from optimlab.optim.wrappers import WRAPPERS
-
-    inner = spec.inner
-    assert spec.wrapper is not None and inner is not None
-    if spec.wrapper not in WRAPPERS:
-        raise UserError(f"unknown wrapper {shown(spec.wrapper)} in {shown(spec.name, 60)}; "
-                        f"valid: {', '.join(sorted(WRAPPERS))}")
-    name = inner.name.lower()
-    if name in WRAPPERS:
-        raise UserError(f"wrappers do not nest: {shown(spec.name, 60)}; the inner optimizer "
-                        "is a plain one, e.g. sam(sgd) or lookahead(adam)")
-    if name in _NOT_WRAPPABLE:
-        raise UserError(f"{spec.name} is not supported: {_NOT_WRAPPABLE[name]}")
-    try:
-        check_optimizer_name(inner)
-    except UserError:
-        inners = [n for n in optim.available() if n not in WRAPPERS and n not in _NOT_WRAPPABLE]
-        raise UserError(f"unknown optimizer {shown(inner.name)} inside {spec.wrapper}(…); "
-                        f"valid: {', '.join(inners)}, or torch.<Name>") from None
-
-
-def _split_wrapper_hparams(spec: Spec) -> tuple[dict[str, Any], dict[str, Any]]:
-    """A wrapper spec's keywords: the wrapper's own options, and the inner optimizer's."""
-    from optimlab.optim.wrappers import wrapper_options
-
-    assert spec.wrapper is not None
-    options = wrapper_options(spec.wrapper)
-    own = {k: v for k, v in spec.hparams.items() if k in options}
-    return own, {k: v for k, v in spec.hparams.items() if k not in options}
 
 
 def hyperparameter_names(spec: Spec) -> list[str] | None:
@@ -328,46 +278,13 @@ def check_hyperparameters(spec: Spec) -> None:
         if spec.hparams.get(key) is value:
             raise UserError(f"{shown(spec.text or spec.name, 60)}: {why}")
     if spec.wrapper is not None:
-        _check_wrapper_hyperparameters(spec)
+        from optimlab.lab.wrapped import check_wrapper_hyperparameters
+
+        check_wrapper_hyperparameters(spec)
         return
     cls = optimizer_class(spec)
     if cls is not None:
         check_arguments(cls, spec.hparams, what=f"optimizer {shown(spec.name)}")
-
-
-def _check_wrapper_hyperparameters(spec: Spec) -> None:
-    """Every key belongs to the wrapper or to the inner optimizer; each checked by its owner."""
-    inner = spec.inner
-    assert spec.wrapper is not None and inner is not None
-    valid = hyperparameter_names(spec)
-    if valid is not None:
-        for key in spec.hparams:
-            if key not in valid:
-                raise UserError(f"unknown hyperparameter {shown(key)} for {shown(spec.name)}; "
-                                f"valid: {', '.join(valid)}")
-    own, rest = _split_wrapper_hparams(spec)
-    check_arguments(optimizer_class(spec), own, what=f"wrapper {shown(spec.wrapper)}")
-    inner_cls = optimizer_class(inner)
-    if inner_cls is not None:
-        check_arguments(inner_cls, rest,
-                        what=f"optimizer {shown(inner.name)} inside {spec.wrapper}(…)")
-
-
-def _build_wrapped(spec: Spec, params: Any) -> Any:
-    """Our inner optimizers through :func:`~optimlab.optim.wrappers.create_wrapped`; torch's
-    classes straight into the wrapper (both take a class)."""
-    from optimlab.optim import SAM, Lookahead, wrappers
-
-    inner = spec.inner
-    assert spec.wrapper is not None and inner is not None
-    if not inner.is_torch:
-        return wrappers.create_wrapped(spec.wrapper, inner.name.lower(), params, **spec.hparams)
-    own, rest = _split_wrapper_hparams(spec)
-    cls = optimizer_class(inner)
-    if spec.wrapper == "sam":
-        return SAM(params, cls, **own, **rest)
-    assert cls is not None
-    return Lookahead(cls(params, **rest), **own)
 
 
 def build_optimizer(spec: Spec, params: Any) -> Any:
@@ -389,7 +306,9 @@ def build_optimizer(spec: Spec, params: Any) -> Any:
         params = module.parameters()
     try:
         if spec.wrapper is not None:
-            return _build_wrapped(spec, params)
+            from optimlab.lab.wrapped import build_wrapped
+
+            return build_wrapped(spec, params)
         if spec.is_torch:
             assert cls is not None
             return cls(params, **spec.hparams)
