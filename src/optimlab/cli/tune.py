@@ -17,12 +17,16 @@ EPILOG = """examples:
   optimlab tune --optimizer sgd --optimizer adam --sampler grid --trials 8   # log lr grid
   optimlab tune --target val_accuracy=0.95 --workers 2
   optimlab tune --backend ray --ray-address 127.0.0.1:6379
+  optimlab tune --optimizer "adam:lr=find" --scheduler warmup_cosine:warmup=2 \
+                --schedule-every step   # lr searched over a decade each side of the test's
+  optimlab tune --telemetry --tensorboard runs/tb --out runs/mine --force
   optimlab tune --resume runs/20260101-120000-tune
 """
 
 TUNE_FLAGS = ("optimizer", "dataset", "model", "epochs", "batch_size", "trials", "sampler",
               "pruner", "metric", "seeds", "seed", "target", "workers", "backend",
-              "ray_address", "device", "data_dir", "threads")
+              "ray_address", "device", "data_dir", "threads", "scheduler", "schedule_every",
+              "tensorboard")
 RUN_FLAGS = ("workers", "backend", "ray_address")
 
 
@@ -60,8 +64,19 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), help="default cpu")
     p.add_argument("--data-dir", help="folder with dataset files (mnist, cifar10)")
     p.add_argument("--threads", type=int, help="torch CPU threads in all (default 1)")
+    p.add_argument("--scheduler", metavar="SPEC",
+                   help="one lr scheduler for every trial and rerun, fixed (not searched): "
+                   "a torch scheduler, a recipe (warmup_cosine:warmup=5) or 'A then B'")
+    p.add_argument("--schedule-every", choices=("epoch", "step"),
+                   help="step the scheduler every epoch (default) or every batch")
+    p.add_argument("--telemetry", action="store_true", help="record per-layer gradient, "
+                   "parameter and update norms in each run's history.telemetry")
+    p.add_argument("--tensorboard", metavar="DIR", help="write TensorBoard event files: "
+                   "DIR/trials/<opt>/trial<k>, DIR/reruns/<opt>/seed<s>, DIR/defaults/…")
     p.add_argument("--config", metavar="FILE.toml", help="TOML with the same keys as the flags")
     p.add_argument("--out", metavar="DIR", help="output folder (default runs/<time>-tune)")
+    p.add_argument("--force", action="store_true", help="empty --out first when it holds a "
+                   "previous tune (never other files)")
     p.add_argument("--store", metavar="PATH", help="run store (default runs/optimlab.sqlite)")
     p.add_argument("--resume", metavar="DIR", help="finish the interrupted tune in DIR")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
@@ -75,10 +90,12 @@ def run(args: argparse.Namespace) -> int:
     overrides = {k: getattr(args, k) for k in TUNE_FLAGS if getattr(args, k) is not None}
     if args.no_defaults:
         overrides["defaults"] = False
+    if args.telemetry:
+        overrides["telemetry"] = True
     log = None if args.quiet else (lambda line: print(line, flush=True))
     if args.resume:
         given = sorted(set(overrides) - set(RUN_FLAGS)) + (["config"] if args.config else []) \
-            + (["out"] if args.out else [])
+            + (["out"] if args.out else []) + (["force"] if args.force else [])
         if given:
             raise UserError(f"--resume uses the config saved in {args.resume}; drop "
                             + ", ".join(f"--{k.replace('_', '-')}" for k in given))
@@ -92,7 +109,8 @@ def run(args: argparse.Namespace) -> int:
         store = args.store if args.store is not None else "runs/optimlab.sqlite"
         out = args.out if args.out is not None else default_out_dir()
         try:
-            result = run_tune(config, out_dir=out, store_path=store, log=log)
+            result = run_tune(config, out_dir=out, store_path=store, force=args.force,
+                              log=log)
         except KeyboardInterrupt:
             if (Path(out) / "tune.json").is_file():
                 print(f"optimlab: interrupted; continue with: optimlab tune --resume {out}",

@@ -115,12 +115,14 @@ def default_out_dir() -> Path:
     return Path("runs") / (time.strftime("%Y%m%d-%H%M%S") + "-compare")
 
 
-def check_out_dir(out: Path, *, explicit: bool, force: bool) -> None:
+def check_out_dir(out: Path, *, explicit: bool, force: bool, state_file: str = STATE_FILE,
+                  what: str = "comparison") -> None:
     """Refuse, before anything is written, an output folder that cannot be used.
 
     A file (or ``/dev/null``), a path under a file, an unwritable place; an explicit folder
     that already holds files, unless ``force`` — which only empties a previous comparison's
-    folder (one holding ``comparison.json``), never other files.
+    folder (one holding ``comparison.json``; ``tune`` passes its own ``state_file``), never
+    other files.
     """
     flag = "--out" if explicit else "the default output folder"
     if out.exists() and not out.is_dir():
@@ -137,9 +139,9 @@ def check_out_dir(out: Path, *, explicit: bool, force: bool) -> None:
     if not force:
         raise UserError(f"--out {out} already holds files; choose a new or empty folder, "
                         "or add --force to empty it first")
-    if not (out / STATE_FILE).is_file():
-        raise UserError(f"--force empties only a comparison's folder (one holding "
-                        f"{STATE_FILE}); {out} holds other files, so choose another folder")
+    if not (out / state_file).is_file():
+        raise UserError(f"--force empties only a {what}'s folder (one holding "
+                        f"{state_file}); {out} holds other files, so choose another folder")
 
 
 def _first_missing(path: Path) -> Path | None:

@@ -55,6 +55,10 @@ class TuneConfig:
     device: str = "cpu"  # cpu, cuda or auto
     data_dir: str | None = None  # where datasets that need files live
     threads: int = 1  # torch CPU threads in all, split between the workers
+    scheduler: str | None = None  # one scheduler spec for every trial and rerun (fixed)
+    schedule_every: str = "epoch"  # the scheduler steps every "epoch", or every batch ("step")
+    telemetry: bool = False  # per-layer statistics in each run's history.telemetry
+    tensorboard: str | None = None  # event files under DIR/trials/…, DIR/reruns/…, DIR/defaults/…
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
@@ -79,8 +83,9 @@ _INTS = {"epochs": 1, "batch_size": 1, "trials": 1, "seeds": 0, "seed": 0, "work
          "threads": 1}
 _CHOICES = {"sampler": ("tpe", "random", "grid", "qmc"), "pruner": ("none", "median",
             "hyperband"), "metric": METRICS, "backend": BACKENDS,
-            "device": ("auto", "cpu", "cuda")}
-_OPTIONAL = ("target", "workers", "ray_address", "data_dir")
+            "device": ("auto", "cpu", "cuda"), "schedule_every": ("epoch", "step")}
+_OPTIONAL = ("target", "workers", "ray_address", "data_dir", "scheduler", "tensorboard")
+_BOOLS = ("defaults", "telemetry")
 
 
 def parse_target(text: str, where: str = "--target") -> tuple[str, float]:
@@ -120,9 +125,9 @@ def _coerce(raw: dict[str, Any], *, source: str) -> dict[str, Any]:
                 raise UserError(f"{source}: {key} must be an integer, got {value!r}")
             if value < _INTS[key]:
                 raise UserError(f"{source}: {key} must be >= {_INTS[key]}, got {value}")
-        elif key == "defaults":
+        elif key in _BOOLS:
             if not isinstance(value, bool):
-                raise UserError(f"{source}: defaults must be true or false, got {value!r}")
+                raise UserError(f"{source}: {key} must be true or false, got {value!r}")
         elif key == "optimizer":
             value = (value,) if isinstance(value, str) else value
             if not isinstance(value, list | tuple) or not value or not all(

@@ -76,20 +76,29 @@ class Context:
     device: str
     threads: int  # per worker
     say: Callable[[str], None]
+    schedule: Any = None  # the tune's Schedule, bound to the run length (or None)
 
     def task(self, kind: str, key: str, name: str, spec: Any, seed: int, **kw: Any) -> Task:
+        """A task named ``key``; its TensorBoard folder mirrors its record's path under out."""
         c = self.config
+        board = None
+        if c.tensorboard is not None:
+            board = str(Path(c.tensorboard) / ("trials/" + key if kind == "trial" else key))
         return Task(kind=kind, key=key, name=name, spec=spec, dataset=c.dataset,
                     model=c.model, epochs=c.epochs, batch_size=c.batch_size, seed=seed,
                     metric=c.metric, device=self.device, data_dir=c.data_dir,
-                    threads=self.threads, **kw)
+                    threads=self.threads, schedule=self.schedule,
+                    schedule_every=c.schedule_every, telemetry=c.telemetry,
+                    tensorboard=board, **kw)
 
     def start_run(self, task: Task) -> int | None:
         if self.store is None:
             return None
         config = {"command": "tune", "kind": task.kind, "dataset": task.dataset,
                   "model": task.model, "optimizer": task.spec.text, "seed": task.seed,
-                  "epochs": task.epochs, "batch_size": task.batch_size}
+                  "epochs": task.epochs, "batch_size": task.batch_size,
+                  "scheduler": self.config.scheduler,
+                  "schedule_every": self.config.schedule_every}
         run_id = self.store.find_run(self.experiment_id, task.name, task.seed)
         if run_id is not None:
             self.store.reclaim_run(run_id)
@@ -103,7 +112,7 @@ class Context:
             return
         h = record["history"]
         for i, epoch in enumerate(h["epoch"]):
-            self.store.log_epoch(run_id, epoch, {k: h[k][i] for k in h})
+            self.store.log_epoch(run_id, epoch, {k: h[k][i] for k in h if k != "telemetry"})
         status = "failed" if record["status"] == "failed" else record["status"]
         result = {k: record.get(k) for k in ("test_loss", "test_accuracy", "confusion_matrix",
                                              "epochs_run", "spec", "value", "error")}

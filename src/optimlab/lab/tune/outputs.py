@@ -1,5 +1,5 @@
 """A tune's files: results.json, trials.csv, lr_sensitivity.png, reruns.png, defaults.png,
-report.html.
+lr.png, telemetry_update_ratio.png (with telemetry), report.html.
 
 All written atomically; the rerun curves and the report's mean ± std table reuse compare's
 plots and report (tuned reruns and untuned defaults are runs named ``… [tuned]`` and
@@ -17,6 +17,7 @@ from typing import Any
 
 from optimlab.atomic import atomic_write_bytes, atomic_write_text
 from optimlab.lab import results
+from optimlab.lab.telemetry_plots import write_telemetry_plots
 from optimlab.lab.tune.config import TuneConfig
 from optimlab.lab.tune.summary import table_cells
 
@@ -117,9 +118,22 @@ def write_plots(out: Path, entries: list[dict[str, Any]], config: TuneConfig, ta
     if defaults:
         written.append(("defaults.png", "The untuned default compare specs on the same "
                         "seeds: mean ± std", plots.bands_plot(defaults, task=task)))
+    if tuned:
+        written.append(("lr.png", lr_caption(config),
+                        plots.line_plot(tuned, "lr", ylabel=plots.LR_LABEL, log=True,
+                                        title="learning rate of the tuned reruns")))
     for filename, _, png in written:
         atomic_write_bytes(out / filename, png)
-    return [(f, c) for f, c, _ in written]
+    return [(f, c) for f, c, _ in written] + write_telemetry_plots(runs, out)
+
+
+def lr_caption(config: TuneConfig) -> str:
+    """What lr.png shows: the tuned lr, constant or under the tune's scheduler."""
+    if config.scheduler is None:
+        return "Learning rate per epoch of each tuned rerun (constant: no --scheduler)"
+    return (f"Learning rate per epoch of each tuned rerun under --scheduler "
+            f"{config.scheduler}, stepped per {config.schedule_every} (the rate at the first "
+            "batch of each epoch)")
 
 
 def tune_table_html(entries: list[dict[str, Any]], config: TuneConfig) -> str:

@@ -6,7 +6,9 @@ Everything here is checked before the tune writes anything (specs, grid sizes, t
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
+from optimlab.errors import UserError
 from optimlab.lab.config import DEFAULT_SUITE
 from optimlab.lab.spec import Spec, folder_names, format_value, parse_spec, unique_names
 from optimlab.lab.tune.config import TuneConfig
@@ -16,9 +18,13 @@ from optimlab.lab.tune.space import (
     IntRange,
     SearchSpec,
     Slot,
+    corner_values,
     parse_search_spec,
 )
 from optimlab.lab.tune.study import grid_axes
+
+if TYPE_CHECKING:
+    from optimlab.engine.schedules import Schedule
 
 
 @dataclass(frozen=True)
@@ -78,3 +84,38 @@ def plan_tune(config: TuneConfig) -> list[PlannedOptimizer]:
     return [PlannedOptimizer(i, s, n, f, covered_defaults(s) if config.defaults else ())
             for i, (s, n, f) in enumerate(zip(spaces, names, folder_names(names),
                                               strict=True))]
+
+
+def plan_schedule(config: TuneConfig) -> Schedule | None:
+    """``--scheduler`` parsed once (names, arguments, ``--schedule-every``), as compare does.
+
+    The scheduler's own values are fixed for the whole tune, not searched.
+    """
+    from optimlab.engine.recipes import check_every
+    from optimlab.lab.spec import parse_scheduler_spec
+
+    check_every(config.schedule_every)
+    return parse_scheduler_spec(config.scheduler) if config.scheduler else None
+
+
+def bind_schedule(schedule: Schedule | None, config: TuneConfig, planned: list[PlannedOptimizer],
+                  model: Any, data: Any) -> Schedule | None:
+    """The schedule knowing the run's length, rehearsed over the whole run on every optimizer
+    built at each corner of its space (a ``min_lr`` above the lowest searched lr, a warmup
+    longer than the run: refused before any trial). ``model`` is not changed."""
+    from optimlab.engine.recipes import RunLength, for_run
+    from optimlab.lab.spec import build_optimizer
+
+    if schedule is None:
+        return None
+    steps_per_epoch = max(1, -(-len(data.train) // config.batch_size))
+    length = RunLength(config.epochs, steps_per_epoch, config.schedule_every)
+    bound = for_run(schedule, length)
+    for opt in planned:
+        for values in corner_values(opt.space):
+            try:
+                bound.check(build_optimizer(opt.space.resolve(values), model), length.total)
+            except UserError as e:
+                shown = ", ".join(f"{k}={format_value(v)}" for k, v in values.items())
+                raise UserError(f"--scheduler with {opt.name} at {shown}: {e}") from None
+    return bound

@@ -7,7 +7,11 @@ Layout of the output folder::
     trials/<optimizer>/trial<k>.json    each finished trial's record (its history, no test)
     reruns/<optimizer>/seed<s>.json     the best configuration's reruns
     defaults/<spec>/seed<s>.json        the untuned default compare spec's reruns
-    results.json  trials.csv  lr_sensitivity.png  reruns.png  report.html
+    results.json  trials.csv  lr_sensitivity.png  reruns.png  lr.png  report.html
+    telemetry_update_ratio.png          with telemetry: the reruns' update/parameter ratios
+
+With ``tensorboard=DIR``, each run's event files go to ``DIR/trials/<optimizer>/trial<k>``,
+``DIR/reruns/<optimizer>/seed<s>`` and ``DIR/defaults/<spec>/seed<s>``.
 """
 
 from __future__ import annotations
@@ -98,42 +102,66 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def _check_out(out: Path, force: bool) -> None:
+    """compare's rules for ``--out``: a folder that holds files needs ``--force``, which
+    empties only a tune's folder (one holding tune.json)."""
+    from optimlab.lab.compare import check_out_dir
+
+    if not force and (out / STATE_FILE).exists():
+        raise UserError(f"--out {out} already holds a tune; continue it with --resume {out}, "
+                        "add --force to start afresh, or choose another --out")
+    check_out_dir(out, explicit=True, force=force, state_file=STATE_FILE, what="tune")
+
+
 def run_tune(config: TuneConfig, *, out_dir: str | Path | None = None,
          store_path: str | Path | None = "runs/optimlab.sqlite", resume: bool = False,
-         log: Callable[[str], None] | None = None) -> TuneResult:
+         force: bool = False, log: Callable[[str], None] | None = None) -> TuneResult:
     """Run (or, with ``resume=True``, finish) the tune ``config`` describes.
 
-    Every input is checked before anything is written (UserError). ``store_path`` None keeps
-    no run store; ``log`` receives one line per finished trial and rerun.
+    Every input is checked before anything is written (UserError). An ``out_dir`` holding
+    files is refused unless ``force`` (which empties a previous tune's folder first).
+    ``store_path`` None keeps no run store; ``log`` receives one line per finished trial and
+    rerun (and per ``lr=find`` range test, run before the search spaces are planned).
     """
     import torch
 
     from optimlab.data import load_dataset
-    from optimlab.lab.compare import resolve_device
+    from optimlab.engine.tensorboard import check_log_dir
+    from optimlab.lab.compare import make_out_dir, resolve_device
+    from optimlab.lab.tune.lr_find import resolve_tune_lr_find
+    from optimlab.lab.tune.plan import bind_schedule, plan_schedule
     from optimlab.models import build_model
 
     say = log or (lambda _line: None)
     out = Path(out_dir) if out_dir is not None else default_out_dir()
+    if resume and force:
+        raise UserError("--force starts afresh and --resume continues: choose one")
     saved = _load_state(out) if resume else {}
-    if not resume and (out / STATE_FILE).exists():
-        raise UserError(f"--out {out} already holds a tune; continue it with --resume {out} "
-                        "or choose another --out")
-    planned = plan_tune(config)
+    if not resume:
+        _check_out(out, force)
+    if config.tensorboard is not None:
+        check_log_dir(config.tensorboard)
     device = resolve_device(config.device)
+    if not resume:  # tune.json then saves the ranges found, so --resume repeats no test
+        config = resolve_tune_lr_find(config, device=device, log=say)
+    planned = plan_tune(config)
+    schedule = plan_schedule(config)
     data = load_dataset(config.dataset, data_dir=config.data_dir, seed=config.seed,
                         device=device)
-    build_model(config.model, data.input_shape, data.num_outputs, seed=config.seed)
+    model = build_model(config.model, data.input_shape, data.num_outputs, seed=config.seed)
+    schedule = bind_schedule(schedule, config, planned, model.to(device), data)
     target = config.target_pair()
     if data.task != "classification" and "val_accuracy" in (config.metric, target and target[0]):
         raise UserError(f"{config.dataset} is a regression dataset: it has no val_accuracy; "
                         "use --metric val_loss (and a val_loss target)")
     _check_backend(config)
 
-    out.mkdir(parents=True, exist_ok=True)
+    if not resume:
+        out = make_out_dir(out, explicit=True, force=force)
     threads = torch.get_num_threads()
     try:
         return _run(config, planned, out, saved, store_path, device, data.task,
-                    list(data.class_names), say)
+                    list(data.class_names), say, schedule)
     finally:
         torch.set_num_threads(threads)
 
@@ -157,7 +185,7 @@ def resume_tune(out_dir: str | Path, *, store_path: str | Path | None = None,
 
 def _run(config: TuneConfig, planned: list[PlannedOptimizer], out: Path, saved: dict[str, Any],
          store_path: str | Path | None, device: str, task: str, class_names: list[str],
-         say: Callable[[str], None]) -> TuneResult:
+         say: Callable[[str], None], schedule: Any = None) -> TuneResult:
     from optimlab.lab.store import RunStore
     from optimlab.lab.tune import driver
     from optimlab.lab.tune.backends import make_backend
@@ -175,7 +203,8 @@ def _run(config: TuneConfig, planned: list[PlannedOptimizer], out: Path, saved: 
     workers = config.resolved_workers()
     per_worker = max(1, config.threads // workers)
     backend = make_backend(config.backend, workers, config.ray_address, per_worker)
-    ctx = driver.Context(config, out, backend, store, exp_id, device, per_worker, say)
+    ctx = driver.Context(config, out, backend, store, exp_id, device, per_worker, say,
+                         schedule)
     finished = False
     try:
         storage = open_storage((out / STUDY_FILE).resolve())

@@ -17,9 +17,12 @@ import math
 import time
 import traceback
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from optimlab.lab.spec import Spec
+
+if TYPE_CHECKING:
+    from optimlab.engine.schedules import Schedule
 
 _DATA_CACHE: dict[tuple[Any, ...], Any] = {}
 
@@ -55,6 +58,10 @@ class Task:
     test: bool = False  # evaluate on the test split (reruns only)
     pruning: Pruning | None = None
     extra: dict[str, Any] = field(default_factory=dict)  # carried back in the record
+    schedule: Schedule | None = None  # the tune's scheduler, parsed and checked once
+    schedule_every: str = "epoch"  # "epoch" or "step"
+    telemetry: bool = False  # fit(telemetry=True): history.telemetry in the record
+    tensorboard: str | None = None  # this run's own event-file folder
 
 
 class _Pruned(Exception):
@@ -140,13 +147,20 @@ def _train(task: Task) -> dict[str, Any]:
             raise _Pruned
 
     status = "finished"
+    telemetry: dict[str, Any] = {}
     try:
         fitted = fit(model, optimizer, data, epochs=task.epochs, batch_size=task.batch_size,
-                     seed=task.seed, progress=False, on_epoch_end=on_epoch_end)
+                     seed=task.seed, scheduler=task.schedule,
+                     schedule_every=task.schedule_every, progress=False,
+                     on_epoch_end=on_epoch_end, telemetry=task.telemetry,
+                     tensorboard=task.tensorboard)
         status = fitted.status
-    except _Pruned:
+        telemetry = fitted.history.to_dict()["telemetry"]
+    except _Pruned:  # fit's history (and its telemetry) ends with the exception
         status = "pruned"
-    history = {k: [r[k] for r in rows] for k in _empty()}
+    history: dict[str, Any] = {k: [r[k] for r in rows] for k in _empty()}
+    if telemetry:
+        history["telemetry"] = telemetry
     record = {**_base(task), "status": status, "epochs_run": len(rows), "history": history,
               "wall_seconds": rows[-1]["wall_time"] if rows else 0.0}
     if task.test:
