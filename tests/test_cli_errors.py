@@ -403,6 +403,24 @@ OTHER_CASES += [
     Bad(("tune", "--out", "done", "--trials", "1"), "already holds a tune",
         setup=lambda root: ((root / "done").mkdir(), (root / "done" / "tune.json")
                             .write_text("{}")), id="tune-out-taken"),
+    # tune's schedule, telemetry, lr=find and --force flags (issues 12 and 13)
+    Bad(("tune", "--optimizer", "adam", "--scheduler", "nosuch"), "unknown scheduler 'nosuch'",
+        id="tune-scheduler-unknown"),
+    Bad(("tune", "--schedule-every", "hour"), "invalid choice: 'hour'",
+        id="tune-schedule-every"),
+    Bad(("tune", "--optimizer", "adam:lr=log(1e-5,1e-1)", "--scheduler",
+         "warmup_cosine:warmup=1,min_lr=1e-3"), "at lr=1e-05: warmup_cosine: min_lr=0.001",
+        id="tune-scheduler-min-lr-corner"),
+    Bad(("tune", "--optimizer", "adam", "--tensorboard", "taken/tb"),
+        "taken exists and is not a folder",
+        setup=lambda root: (root / "taken").write_text("x"), id="tune-tensorboard-file"),
+    Bad(("tune", "--optimizer", "adam", "--out", "old"),
+        "already holds files; choose a new or empty folder, or add --force",
+        setup=_old_out, id="tune-out-not-empty"),
+    Bad(("tune", "--optimizer", "adam", "--out", "old", "--force"),
+        "empties only a tune's folder", setup=_old_out, id="tune-force-foreign-folder"),
+    Bad(("tune", "--resume", "nowhere", "--force"), "drop --force", id="tune-resume-force"),
+    Bad(("tune", "--optimizer", "adam:lr=find,foo=1"), "'foo'", id="tune-lr-find-bad-spec"),
 ]
 
 ALL_CASES = PLAN_CASES + IO_CASES + OTHER_CASES
