@@ -1,12 +1,16 @@
-"""Median optimizer step time: optimlab.optim (eager and fused) against torch.optim.
+"""Median optimizer step time: optimlab.optim (eager and fused) against its reference.
 
 For each algorithm and parameter layout, every variant gets the same parameters and gradients
 and is timed step by step, round-robin, in one process (so a noisy neighbour slows all of them
 alike). A "memory floor" row times one compiled pass that moves the same bytes with no
 per-tensor work (:class:`MemoryFloor`): the fastest any implementation could be here.
-Printed per row: the median step in ms, the ratio to torch's for-loop, to torch's fused
-(where torch has one) and to torch's best, and the effective bandwidth — the bytes the
-algorithm must read and write per step (parameter, gradient and state) over the median time.
+Printed per row: the median step in ms, the ratio to the reference's for-loop, to torch's
+fused (where torch has one) and to the reference's best mode, and the effective bandwidth —
+the bytes the algorithm must read and write per step (parameter, gradient and state) over the
+median time. The reference is torch.optim's class (loop, foreach, fused) or, for Lion and
+Schedule-Free, the reference package's modes: lion-pytorch's ``Lion`` and its multi-tensor
+``lion_pytorch.foreach.Lion``; schedulefree's class with ``foreach=False``/``True`` and its
+closure-free ``*Reference`` class.
 
 The one-time compile cost of ``fused=True`` is measured separately, in fresh processes: first
 with an empty inductor cache (the cold cost), then again with the cache that run left behind
@@ -34,6 +38,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import lion_pytorch
+import lion_pytorch.foreach
+import schedulefree
 import torch
 
 import optimlab.optim as ours
@@ -47,30 +54,66 @@ from optim_cases import ALGOS as CASES  # noqa: E402
 LAYOUTS = {"16M": (1, 16_000_000), "160x100k": (160, 100_000), "4000x4k": (4000, 4096)}
 
 
+Build = Callable[..., torch.optim.Optimizer]
+
+#: the modes of references outside torch.optim (label → class and its keywords); torch's are
+#: its loop, foreach and (where it has one) fused paths
+OTHER_MODES: dict[str, dict[str, tuple[Build, dict[str, object]]]] = {
+    "lion": {"ref loop": (lion_pytorch.Lion, {}),
+             "ref foreach": (lion_pytorch.foreach.Lion, {})},
+    **{
+        name: {"ref loop": (cls, {"foreach": False}), "ref foreach": (cls, {"foreach": True}),
+               "ref Reference": (reference, {})}
+        for name, cls, reference in (
+            ("sgd_schedulefree", schedulefree.SGDScheduleFree,
+             schedulefree.SGDScheduleFreeReference),
+            ("adamw_schedulefree", schedulefree.AdamWScheduleFree,
+             schedulefree.AdamWScheduleFreeReference),
+        )
+    },
+}
+
+
 @dataclass(frozen=True)
 class Algo:
     """One row of the table as the benchmark uses it."""
 
-    torch_cls: type[torch.optim.Optimizer]
+    modes: dict[str, tuple[Build, dict[str, object]]]  # the reference's, fastest last
     hparams: dict[str, object]
     n_state: int  # state tensors per parameter element
-    torch_fused: bool  # torch has fused=True for it
 
 
-def _state_tensors(cls: type[torch.optim.Optimizer], hp: dict[str, object]) -> int:
+def _ready(opt: torch.optim.Optimizer) -> torch.optim.Optimizer:
+    """Schedule-Free steps only in train mode (ours and the reference)."""
+    if hasattr(opt, "train"):
+        opt.train()
+    return opt
+
+
+def _state_tensors(cls: Build, hp: dict[str, object]) -> int:
     """How many state tensors shaped like the parameter one step creates."""
     p = torch.nn.Parameter(torch.zeros(3))
     p.grad = torch.ones(3)
-    opt = cls([p], **hp)
+    opt = _ready(cls([p], **hp))
     opt.step()
     return sum(torch.is_tensor(t) and t.shape == p.shape for t in opt.state[p].values())
 
 
+def _torch_modes(cls: Build) -> dict[str, tuple[Build, dict[str, object]]]:
+    modes: dict[str, tuple[Build, dict[str, object]]] = {
+        "torch loop": (cls, {"foreach": False}), "torch foreach": (cls, {"foreach": True})}
+    if "fused" in inspect.signature(cls).parameters:
+        modes["torch fused"] = (cls, {"fused": True})
+    return modes
+
+
 ALGOS: dict[str, Algo] = {
-    case.name: Algo(case.theirs, dict(case.hparams), _state_tensors(case.theirs, case.hparams),
-                    "fused" in inspect.signature(case.theirs).parameters)
+    case.name: Algo(
+        OTHER_MODES[case.name] if case.name in OTHER_MODES else _torch_modes(case.theirs),
+        dict(case.hparams), _state_tensors(case.theirs, dict(case.hparams)),
+    )
     for case in CASES
-    if case.theirs.__module__.startswith("torch.optim")
+    if case.torch_api or case.name in OTHER_MODES
 }
 
 
@@ -102,17 +145,22 @@ def make_params(layout: str, seed: int = 0, scale: int = 1) -> list[torch.nn.Par
 
 def variants(algo: str) -> dict[str, Callable[[list[torch.nn.Parameter]], torch.optim.Optimizer]]:
     row = ALGOS[algo]
-    torch_cls, hp = row.torch_cls, row.hparams
+    hp = row.hparams
     out: dict[str, Callable[[list[torch.nn.Parameter]], torch.optim.Optimizer]] = {
-        "torch loop": lambda ps: torch_cls(ps, foreach=False, **hp),
-        "torch foreach": lambda ps: torch_cls(ps, foreach=True, **hp),
+        label: _builder(cls, {**kw, **hp}) for label, (cls, kw) in row.modes.items()
     }
-    if row.torch_fused:
-        out["torch fused"] = lambda ps: torch_cls(ps, fused=True, **hp)
-    out["memory floor"] = lambda ps: MemoryFloor(ps, row.n_state)  # type: ignore[return-value]
-    out["ours default"] = lambda ps: ours.create(algo, ps, **hp)
-    out["ours fused"] = lambda ps: ours.create(algo, ps, fused=True, **hp)
+    out["memory floor"] = lambda ps: MemoryFloor(ps, row.n_state)  # type: ignore[assignment, return-value]
+    out["ours default"] = lambda ps: _ready(ours.create(algo, ps, **hp))
+    out["ours fused"] = lambda ps: _ready(ours.create(algo, ps, fused=True, **hp))
     return out
+
+
+def _builder(cls: Build, kwargs: dict[str, object]) -> Build:
+    return lambda ps: _ready(cls(ps, **kwargs))
+
+
+def _is_reference(label: str) -> bool:
+    return label.startswith(("torch", "ref"))
 
 
 def _touch(param: torch.Tensor, grad: torch.Tensor, *states: torch.Tensor) -> None:
@@ -170,22 +218,23 @@ def time_layout(algo: str, layout: str, repeats: int, warmup: int, scale: int = 
 
 def print_table(rows: list[Row]) -> None:
     print(
-        f"{'algo':9} {'layout':9} {'variant':14} {'median ms':>10} {'GB/s':>6} "
+        f"{'algo':18} {'layout':9} {'variant':14} {'median ms':>10} {'GB/s':>6} "
         f"{'/loop':>6} {'/fused':>7} {'/best':>6}"
     )
     for (algo, layout), group in _grouped(rows).items():
         by = {r.variant: r.median_ms for r in group}
-        torch_best = min(v for k, v in by.items() if k.startswith("torch"))
+        torch_best = min(v for k, v in by.items() if _is_reference(k))
+        loop = by.get("torch loop") or by["ref loop"]
         for r in group:
             if r.variant == "memory floor":
-                print(f"{algo:9} {layout:9} {r.variant:14} {r.median_ms:10.2f} {r.gbps:6.1f} "
-                      f"{'':21} (torch best / floor = {torch_best / r.median_ms:.1f}x)")
+                print(f"{algo:18} {layout:9} {r.variant:14} {r.median_ms:10.2f} {r.gbps:6.1f} "
+                      f"{'':21} (ref best / floor = {torch_best / r.median_ms:.1f}x)")
                 continue
             fused = by.get("torch fused")
             rel_fused = f"{r.median_ms / fused:7.2f}" if fused else f"{'-':>7}"
             print(
-                f"{algo:9} {layout:9} {r.variant:14} {r.median_ms:10.2f} {r.gbps:6.1f} "
-                f"{r.median_ms / by['torch loop']:6.2f} {rel_fused} "
+                f"{algo:18} {layout:9} {r.variant:14} {r.median_ms:10.2f} {r.gbps:6.1f} "
+                f"{r.median_ms / loop:6.2f} {rel_fused} "
                 f"{r.median_ms / torch_best:6.2f}"
             )
         print()
@@ -204,7 +253,7 @@ def first_steps(algos: list[str]) -> dict[str, float]:
     out = {}
     for algo in algos:
         params = make_params("160x100k")
-        opt = ours.create(algo, params, fused=True, **ALGOS[algo].hparams)
+        opt = _ready(ours.create(algo, params, fused=True, **ALGOS[algo].hparams))
         start = time.perf_counter()
         opt.step()
         out[algo] = time.perf_counter() - start
@@ -221,9 +270,9 @@ def compile_costs(algos: list[str]) -> None:
             done = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True)
             runs.append(json.loads(done.stdout.strip().splitlines()[-1]))
     print("one-time cost of fused=True (first step, fresh process, 160x100k):")
-    print(f"{'algo':9} {'empty cache s':>14} {'warm cache s':>13}")
+    print(f"{'algo':18} {'empty cache s':>14} {'warm cache s':>13}")
     for algo in algos:
-        print(f"{algo:9} {runs[0][algo]:14.2f} {runs[1][algo]:13.2f}")
+        print(f"{algo:18} {runs[0][algo]:14.2f} {runs[1][algo]:13.2f}")
     print("(the first algorithm of a process also pays inductor's own start-up)")
 
 

@@ -13,7 +13,10 @@ Adding an optimizer here is one row::
 
 ``inputs``/``error_inputs`` are torch's ``optim_inputs_func_<algo>`` and
 ``optim_error_inputs_func_<algo>`` (``torch.testing._internal.common_optimizers``); a reference
-outside torch passes functions returning the same kinds of objects (or ``lambda device: []``).
+outside torch passes functions returning the same kinds of objects (or :func:`no_inputs`),
+sets ``reference_kwargs`` to what selects its for-loop path (``{}`` where there is no choice)
+and ``torch_api=False``: the suites of torch's API (signatures, error messages, AMP…) then
+leave it out (:data:`TORCH_ALGOS`), and its own test file covers its reference's API.
 ``hparams`` is a typical setting (the fused suite's first case, the benchmark's), ``flags``
 the main options turned on together (the fused suite's second case). A row whose reference has
 no ``fused=True`` is benchmarked against the reference's best other path.
@@ -29,7 +32,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import lion_pytorch
 import pytest
+import schedulefree
 import torch
 from torch.testing._internal import common_optimizers as co
 
@@ -50,9 +55,26 @@ class Algo:
     #: (atol, rtol) of fused=True against the reference's for-loop in float32: torch's own
     #: fused-vs-for-loop tolerance (test_optim's assertEqual defaults) unless stated
     fused_tol32: tuple[float, float] = (1e-5, 1.3e-6)
+    #: what makes the reference run its for-loop (the parity and fused suites' reference)
+    reference_kwargs: Mapping[str, Any] = field(default_factory=lambda: {"foreach": False})
+    #: whether the reference is torch.optim's (the torch-API suites run only for those)
+    torch_api: bool = True
 
     def __str__(self) -> str:
         return self.name
+
+    def reference(self, params: Any, **kwargs: Any) -> torch.optim.Optimizer:
+        """The reference's for-loop optimizer over ``params``, ready to step (Schedule-Free's
+        in train mode)."""
+        opt = self.theirs(params, **kwargs, **self.reference_kwargs)
+        if hasattr(opt, "train"):
+            opt.train()
+        return opt
+
+
+def no_inputs(*_: Any) -> list[Any]:
+    """The sample inputs of a reference outside torch: none (its own tests cover its flags)."""
+    return []
 
 
 ALGOS = (
@@ -81,8 +103,23 @@ ALGOS = (
     Algo("adamax", oo.Adamax, torch.optim.Adamax, co.optim_inputs_func_adamax,
          co.optim_error_inputs_func_adamax, hparams={"lr": 2e-3},
          flags={"weight_decay": 0.1, "maximize": True}),
+    Algo("nadam", oo.NAdam, torch.optim.NAdam, co.optim_inputs_func_nadam,
+         co.optim_error_inputs_func_nadam, hparams={"lr": 2e-3},
+         flags={"weight_decay": 0.1, "decoupled_weight_decay": True, "maximize": True}),
+    Algo("lion", oo.Lion, lion_pytorch.Lion, no_inputs, no_inputs, hparams={"lr": 1e-3},
+         flags={"weight_decay": 0.1, "betas": (0.95, 0.98)}, reference_kwargs={},
+         torch_api=False),
+    Algo("sgd_schedulefree", oo.SGDScheduleFree, schedulefree.SGDScheduleFree, no_inputs,
+         no_inputs, hparams={"lr": 0.1}, flags={"weight_decay": 0.1, "warmup_steps": 3},
+         torch_api=False),
+    Algo("adamw_schedulefree", oo.AdamWScheduleFree, schedulefree.AdamWScheduleFree,
+         no_inputs, no_inputs, hparams={"lr": 0.01},
+         flags={"weight_decay": 0.1, "warmup_steps": 3, "betas": (0.95, 0.99)},
+         torch_api=False),
 )
 BY_NAME = {a.name: a for a in ALGOS}
+#: the rows whose reference is torch.optim's: the suites of torch's API run over these
+TORCH_ALGOS = tuple(a for a in ALGOS if a.torch_api)
 
 # Flags we do not honour: an input using them is skipped, with the reason in its test id.
 UNHONOURED = ("capturable", "differentiable")
@@ -223,10 +260,12 @@ def run_parity(
     steps: int = 200,
     ours_kwargs: dict[str, Any] | None = None,
 ) -> str | None:
-    """Train ours and torch's (foreach=False) side by side: the first difference, or None."""
+    """Train ours and the reference's for-loop side by side: the first difference, or None."""
     ours_p, theirs_p = make_params(dtype), make_params(dtype)
     ours = algo.ours(make_groups(ours_p, kwargs, algo.ours), **kwargs, **(ours_kwargs or {}))
-    theirs = algo.theirs(make_groups(theirs_p, kwargs, algo.theirs), **kwargs, foreach=False)
+    if hasattr(ours, "train"):
+        ours.train()
+    theirs = algo.reference(make_groups(theirs_p, kwargs, algo.theirs), **kwargs)
     gen = torch.Generator().manual_seed(1)
     problem = step_both([(ours, ours_p), (theirs, theirs_p)], steps, gen)
     return problem or diff_states(ours, theirs)

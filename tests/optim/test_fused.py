@@ -1,7 +1,8 @@
 """``fused=True`` (the compiled rule on flat buffers and chunks) against the reference for-loop.
 
-Every algorithm of the table in optim_cases.py runs twice (its typical setting, then its main
-flags together) beside its reference's ``foreach=False`` path. Tolerances are the ones torch
+Every algorithm of the table in optim_cases.py (torch's and the other references': NAdam, Lion,
+Schedule-Free…) runs twice (its typical setting, then its main flags together) beside its
+reference's for-loop path. Tolerances are the ones torch
 allows between its own fused and for-loop optimizers (``test_fused_matches_forloop``: float64
 atol=4.5e-7/rtol=2.2e-6, float32 per row). The rest checks the layout: packed parameters live
 in flat buffers, large ones keep their own state and share compiled calls, a state_dict crosses
@@ -63,10 +64,13 @@ def _run(opt: torch.optim.Optimizer, params: list[torch.Tensor], steps: range,
 
 def _pair(algo: Algo, hp: dict[str, object], mine: list[torch.Tensor],
           ref: list[torch.Tensor], groups: bool = True):
-    """``algo`` with fused=True over ``mine``, its reference's for-loop over ``ref``."""
+    """``algo`` with fused=True over ``mine``, its reference's for-loop over ``ref`` (both in
+    train mode where the algorithm has one, as Schedule-Free)."""
     lr = float(hp.get("lr", 1.0))  # type: ignore[arg-type]
     fused = algo.ours(_groups(mine, lr) if groups else mine, fused=True, **hp)
-    reference = algo.theirs(_groups(ref, lr) if groups else ref, foreach=False, **hp)
+    if hasattr(fused, "train"):
+        fused.train()
+    reference = algo.reference(_groups(ref, lr) if groups else ref, **hp)
     return fused, reference
 
 
@@ -170,14 +174,18 @@ def test_params_with_different_step_counts():
     _assert_states_close(fused, torch_opt, mine, ref, BY_NAME["adam"])
 
 
+CROSSING_HP = {"sgd": {"lr": 0.01, "momentum": 0.9}, "adam": {"lr": 0.01, "amsgrad": True},
+               "nadam": {"lr": 0.01, "weight_decay": 0.1}}  # NAdam: a 0-dim state per param
+
+
 @pytest.mark.parametrize("pack_max", [1 << 14, 4], ids=["packed", "large"])
-@pytest.mark.parametrize("name", ["adam", "sgd"])
+@pytest.mark.parametrize("name", list(CROSSING_HP))
 def test_state_dict_crosses_to_torch_and_eager_and_back(name, pack_max, monkeypatch):
     """Packed (views into flat buffers) or large (own tensors), the fused state_dict is
     torch's, in both directions."""
     monkeypatch.setattr(_fused, "PACK_MAX_NUMEL", pack_max)
     algo = BY_NAME[name]
-    hp = {"lr": 0.01, "momentum": 0.9} if name == "sgd" else {"lr": 0.01, "amsgrad": True}
+    hp = CROSSING_HP[name]
     mine, ref = _params(), _params()
     fused, torch_opt = _pair(algo, hp, mine, ref)
     _run(fused, mine, range(3))
@@ -199,6 +207,42 @@ def test_state_dict_crosses_to_torch_and_eager_and_back(name, pack_max, monkeypa
         _run(opt, params, range(3, 6))
     for _, params in [*others, (fused_back, back), (fused, mine)]:
         _assert_close(params, ref, algo)
+
+
+@pytest.mark.parametrize("pack_max", [1 << 14, 4], ids=["packed", "large"])
+def test_zero_dim_state_stays_one_scalar_per_parameter(pack_max, monkeypatch):
+    """NAdam's ``mu_product`` is a 0-dim tensor of each parameter in torch (like ``step``):
+    the fused path keeps it one, of torch's dtype, each parameter its own tensor."""
+    monkeypatch.setattr(_fused, "PACK_MAX_NUMEL", pack_max)
+    algo = BY_NAME["nadam"]
+    mine, ref = _params(), _params()
+    fused, reference = _pair(algo, {"lr": 0.01}, mine, ref)
+    _run(fused, mine, range(STEPS))
+    _run(reference, ref, range(STEPS))
+    ours_mu = [fused.state[p]["mu_product"] for p in mine if p in fused.state]
+    torch_mu = [reference.state[p]["mu_product"] for p in ref if p in reference.state]
+    assert [(t.shape, t.dtype) for t in ours_mu] == [(t.shape, t.dtype) for t in torch_mu]
+    assert len({t.untyped_storage().data_ptr() for t in ours_mu}) == len(ours_mu)
+    tol = _tol(algo, torch.float32)
+    torch.testing.assert_close(torch.stack(ours_mu), torch.stack(torch_mu), **tol)
+    _assert_close(mine, ref, algo)
+
+
+@pytest.mark.parametrize("name", ["sgd_schedulefree", "adamw_schedulefree"])
+def test_per_step_hyperparameters_compile_once(name):
+    """Schedule-Free's averaging weight ``ckp1`` (and AdamW's step count ``k``) change every
+    step: listed in ``tensor_hyperparams`` they are inputs of the graph, so 50 steps compile
+    on the first step only (as constants they compiled a variant per step)."""
+    algo = BY_NAME[name]
+    mine, ref = _params(), _params()
+    fused, reference = _pair(algo, {**algo.hparams, **algo.flags}, mine, ref)
+    _run(fused, mine, range(1))
+    _run(reference, ref, range(1))
+    compiled = _fused.compile_count()
+    _run(fused, mine, range(1, 50))
+    _run(reference, ref, range(1, 50))
+    assert _fused.compile_count() == compiled
+    _assert_close(mine, ref, algo)
 
 
 @pytest.mark.parametrize("pack_max", [1 << 14, 4], ids=["packed", "large"])
@@ -448,3 +492,20 @@ def test_a_tensor_alpha_is_read_each_call():
         compiled(p, torch.ones(6), torch.tensor(lr, dtype=torch.float64))
         moved.append(-p[0].item())
     assert moved == pytest.approx([0.01, 0.005])
+
+
+def test_a_float_made_symbolic_is_read_each_call():
+    """A Python float that changes between calls becomes symbolic in Dynamo (``t.item()`` of a
+    0-dim input). Inductor 2.14's ``lerp`` decomposition bakes such a weight's value at compile
+    time into ``add(..., alpha=w - 1)`` (fused Schedule-Free SGD went wrong from its third
+    step); the backend hands the graph the 0-dim tensor instead, read every call."""
+    def rule(p: torch.Tensor, z: torch.Tensor, w: float) -> None:
+        p.lerp_(z, w)
+        p.mul_(w)
+
+    compiled = torch.compile(rule, fullgraph=True, backend=_compile.hoisting_backend)
+    for w in (1.0, 0.5, 0.3, 0.25):
+        p, expected, z = torch.ones(6), torch.ones(6), torch.zeros(6)
+        compiled(p, z, w)
+        rule(expected, z, w)
+        torch.testing.assert_close(p, expected)

@@ -15,9 +15,8 @@ import test_muon
 import test_prodigy
 import test_sam
 import test_schedulefree
-import test_torch_family_new
 import torch
-from optim_cases import run_parity
+from optim_cases import BY_NAME, run_parity
 from reference_pairs import diff_state_dicts, diff_values, train_pair
 from test_optim_mutants import _mutant
 
@@ -28,7 +27,7 @@ STEPS = 20
 
 
 def _torch_family(name, kwargs, dtype):
-    return run_parity(test_torch_family_new.ALGO[name], kwargs, dtype, STEPS)
+    return run_parity(BY_NAME[name], kwargs, dtype, STEPS)
 
 
 def _lion(kwargs, dtype):

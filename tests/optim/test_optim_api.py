@@ -7,7 +7,7 @@ import re
 
 import pytest
 import torch
-from optim_cases import ALGOS, BY_NAME, UNHONOURED, _slug, make_params, step_both
+from optim_cases import ALGOS, BY_NAME, TORCH_ALGOS, UNHONOURED, _slug, make_params, step_both
 from torch.testing._internal.common_optimizers import OptimizerErrorEnum
 
 import optimlab.optim as oo
@@ -15,14 +15,14 @@ from optimlab.errors import UserError
 from optimlab.optim import _base
 
 # Keyword-only options ours adds where torch has none.
-ADDED = {name: ["fused"] for name in ("rmsprop", "adadelta", "radam", "adamax")}
+ADDED = {name: ["fused"] for name in ("rmsprop", "adadelta", "radam", "adamax", "nadam")}
 
 
 def _shape(cls):
     return [(p.name, p.kind, p.default) for p in inspect.signature(cls).parameters.values()]
 
 
-@pytest.mark.parametrize("algo", ALGOS, ids=str)
+@pytest.mark.parametrize("algo", TORCH_ALGOS, ids=str)
 def test_signature_matches_torch(algo):
     """Same names, order, defaults and kinds; additions only as trailing keyword-only ones."""
     ours, theirs = _shape(algo.ours), _shape(algo.theirs)
@@ -32,7 +32,7 @@ def test_signature_matches_torch(algo):
     assert all(kind is inspect.Parameter.KEYWORD_ONLY and d is None for _, kind, d in added)
 
 
-@pytest.mark.parametrize("algo", ALGOS, ids=str)
+@pytest.mark.parametrize("algo", TORCH_ALGOS, ids=str)
 def test_defaults_match_torch(algo):
     ours = algo.ours(make_params(torch.float32)).defaults
     theirs = algo.theirs(make_params(torch.float32)).defaults
@@ -43,7 +43,7 @@ def _error_params():
     """torch's error inputs for each algorithm: the CPU ones, plus the CUDA-only ones when a
     GPU can build them (else one visible skip per algorithm)."""
     out = []
-    for algo in ALGOS:
+    for algo in TORCH_ALGOS:
         cpu = algo.error_inputs("cpu", torch.float32)
         cpu_descs = {e.optimizer_error_input.desc for e in cpu}
         for e in cpu:
@@ -160,7 +160,7 @@ def test_names_the_mistake_refuses_vague_messages():
     [[], [torch.randn(2, requires_grad=True) * 2], (t for t in [])],
     ids=["empty", "non-leaf", "empty-generator"],
 )
-@pytest.mark.parametrize("algo", ALGOS, ids=str)
+@pytest.mark.parametrize("algo", TORCH_ALGOS, ids=str)
 def test_bad_params_raise_like_torch(algo, params):
     with pytest.raises(Exception) as theirs:
         algo.theirs(params)
@@ -168,7 +168,9 @@ def test_bad_params_raise_like_torch(algo, params):
         algo.ours(params)
 
 
-@pytest.mark.parametrize("algo", [a for a in ALGOS if a.name not in ("sgd", "adagrad")], ids=str)
+@pytest.mark.parametrize(
+    "algo", [a for a in TORCH_ALGOS if a.name not in ("sgd", "adagrad")], ids=str
+)
 def test_sparse_gradients_rejected_naming_the_optimizer(algo):
     p = torch.nn.Parameter(torch.randn(4, 2))
     p.grad = torch.sparse_coo_tensor([[0]], torch.ones(1, 2), (4, 2))
@@ -177,7 +179,7 @@ def test_sparse_gradients_rejected_naming_the_optimizer(algo):
 
 
 @pytest.mark.parametrize("flag", UNHONOURED)
-@pytest.mark.parametrize("algo", ALGOS, ids=str)
+@pytest.mark.parametrize("algo", TORCH_ALGOS, ids=str)
 def test_unhonoured_flags_raise_not_implemented(algo, flag):
     if flag not in inspect.signature(algo.theirs).parameters:
         pytest.skip(f"torch.optim.{algo.theirs.__name__} has no {flag}")
@@ -211,7 +213,7 @@ def test_registry_unknown_hyperparameter_is_a_type_error():
         oo.create("adam", make_params(torch.float32), momentum=0.9)
 
 
-@pytest.mark.parametrize("algo", ALGOS, ids=str)
+@pytest.mark.parametrize("algo", TORCH_ALGOS, ids=str)
 def test_closure_hooks_zero_grad_and_add_param_group(algo):
     p = torch.nn.Parameter(torch.randn(3))
     opt = algo.ours([p])
@@ -242,7 +244,7 @@ def test_closure_hooks_zero_grad_and_add_param_group(algo):
     assert opt.param_groups[1]["lr"] == 0.25 and not torch.equal(q, before)
 
 
-@pytest.mark.parametrize("algo", ALGOS, ids=str)
+@pytest.mark.parametrize("algo", TORCH_ALGOS, ids=str)
 def test_lr_scheduler_drives_ours_like_torch(algo):
     sides = []
     for cls in (algo.ours, algo.theirs):
@@ -258,7 +260,7 @@ def test_lr_scheduler_drives_ours_like_torch(algo):
     assert sides[0][0].param_groups[0]["lr"] == sides[1][0].param_groups[0]["lr"]
 
 
-@pytest.mark.parametrize("algo", ALGOS, ids=str)
+@pytest.mark.parametrize("algo", TORCH_ALGOS, ids=str)
 def test_fused_groups_dispatch_to_fused_step(algo, monkeypatch):
     """``fused=True`` goes to the fast path with this class's table and the params that have
     grads; the default path never does."""
@@ -278,7 +280,7 @@ def test_fused_groups_dispatch_to_fused_step(algo, monkeypatch):
     assert len(seen) == 2
 
 
-@pytest.mark.parametrize("algo", ALGOS, ids=str)
+@pytest.mark.parametrize("algo", TORCH_ALGOS, ids=str)
 def test_amp_grad_scaler_drives_ours_like_torch(algo):
     """GradScaler unscales, skips inf steps and calls step(): same trajectory as torch's."""
     results = []

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from optim_cases import ALGOS, BY_NAME, make_params, run_parity, torch_input_params
+from optim_cases import BY_NAME, TORCH_ALGOS, make_params, run_parity, torch_input_params
 
 # (dtype, steps): the issue asks for >= 200 steps in float32 and float64; complex parameters
 # (viewed as pairs of reals by every rule but SGD's) get a shorter run to keep the suite fast.
@@ -65,7 +65,7 @@ def test_flag_combinations_bit_identical(case, dtype_steps):
 
 
 @pytest.mark.parametrize("flags", [{"foreach": True}, {"fused": False}], ids=str)
-@pytest.mark.parametrize("algo", ALGOS, ids=str)
+@pytest.mark.parametrize("algo", TORCH_ALGOS, ids=str)
 def test_foreach_and_fused_false_run_the_eager_rule(algo, flags):
     """``foreach=True`` is accepted for compatibility and is the same eager computation."""
     kwargs = {"weight_decay": 0.1, "maximize": True}

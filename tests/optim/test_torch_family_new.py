@@ -1,88 +1,19 @@
 """NAdam, RAdam and Adamax beyond the shared table.
 
-RAdam and Adamax are rows of ``optim_cases.ALGOS`` (torch's inputs, error inputs, signatures,
-state_dict crossing, ``fused=True``). NAdam is not: its per-parameter 0-dim ``mu_product``
-state is laid out like the parameter by the fused path (see test_new_fused.py), so the shared
-fused suite would fail on it; its torch-side suites run here with the same harness. Also here:
-flag combinations torch's inputs leave out (all three, 200 steps, float32 and float64) and
-NAdam's resume behaviour, which follows torch's.
+All three are rows of ``optim_cases.ALGOS`` (torch's inputs and error inputs, signatures,
+state_dict crossing, ``fused=True``). Here: flag combinations torch's inputs leave out (all
+three, 200 steps, float32 and float64) and NAdam's resume behaviour, which follows torch's.
 """
 
 from __future__ import annotations
 
 import copy
-import inspect
 
 import pytest
 import torch
-from optim_cases import BY_NAME, UNHONOURED, Algo, _slug, make_params, run_parity
-from reference_pairs import crossing_problem
-from test_optim_api import _raise_from
-from torch.testing._internal import common_optimizers as co
+from optim_cases import BY_NAME, run_parity
 
 import optimlab.optim as oo
-
-NADAM = Algo("nadam", oo.NAdam, torch.optim.NAdam, co.optim_inputs_func_nadam,
-             co.optim_error_inputs_func_nadam)
-ALGO = {**BY_NAME, "nadam": NADAM}
-
-
-def _nadam_inputs() -> list:
-    """torch's NAdam sample inputs for any device (device-neutral ones run on CPU); those
-    using a flag we refuse run without it, said in their id."""
-    seen: dict[str, dict] = {}
-    for device in ("cpu", "cuda", "mps"):
-        for inp in NADAM.inputs(device):
-            kwargs = {k: v for k, v in inp.kwargs.items() if k not in UNHONOURED}
-            dropped = sorted(k for k in UNHONOURED if inp.kwargs.get(k))
-            desc = _slug(inp.desc) + (f"-without-{'+'.join(dropped)}" if dropped else "")
-            seen.setdefault(desc, kwargs)
-    return [pytest.param(kw, id=d) for d, kw in seen.items()]
-
-
-@pytest.mark.parametrize(
-    ("dtype", "steps"), [(torch.float32, 200), (torch.float64, 200), (torch.complex64, 40)],
-    ids=["float32", "float64", "complex64"],
-)
-@pytest.mark.parametrize("kwargs", _nadam_inputs())
-def test_nadam_torch_inputs_bit_identical(kwargs, dtype, steps):
-    assert run_parity(NADAM, kwargs, dtype, steps) is None
-
-
-def test_nadam_signature_and_defaults_match_torch():
-    """torch's names, order, defaults and kinds, plus a trailing keyword-only ``fused``."""
-    def shape(cls):
-        return [(p.name, p.kind, p.default) for p in inspect.signature(cls).parameters.values()]
-
-    assert shape(oo.NAdam)[:-1] == shape(torch.optim.NAdam)
-    assert shape(oo.NAdam)[-1] == ("fused", inspect.Parameter.KEYWORD_ONLY, None)
-    ours = oo.NAdam(make_params(torch.float32)).defaults
-    assert {k: v for k, v in ours.items() if k != "fused"} == torch.optim.NAdam(
-        make_params(torch.float32)).defaults
-
-
-@pytest.mark.parametrize(
-    "error_input",
-    [pytest.param(e, id=_slug(e.optimizer_error_input.desc))
-     for e in NADAM.error_inputs("cpu", torch.float32)],
-)
-def test_nadam_torch_error_inputs_raise_like_torch(error_input):
-    assert str(_raise_from(oo.NAdam, error_input)) == str(
-        _raise_from(torch.optim.NAdam, error_input))
-
-
-def _built(cls):
-    params = make_params(torch.float32)
-    extra = {} if cls is oo.NAdam else {"foreach": False}
-    return cls(params, weight_decay=0.1, decoupled_weight_decay=True, **extra), params
-
-
-@pytest.mark.parametrize("direction", ["theirs-to-ours", "ours-to-theirs"])
-def test_nadam_state_dict_crosses_both_ways(direction):
-    assert crossing_problem(
-        lambda: _built(oo.NAdam), lambda: _built(torch.optim.NAdam), direction
-    ) is None
-
 
 EXTRA = [
     ("nadam", {"maximize": True, "weight_decay": 0.1, "momentum_decay": 0.1}),
@@ -102,7 +33,7 @@ EXTRA = [
 )
 def test_flag_combinations_bit_identical(case, dtype):
     name, kwargs = case
-    assert run_parity(ALGO[name], kwargs, dtype, 200) is None
+    assert run_parity(BY_NAME[name], kwargs, dtype, 200) is None
 
 
 def _resumed_run(cls, dtype):
