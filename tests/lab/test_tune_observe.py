@@ -163,3 +163,18 @@ def test_cli_scheduler_telemetry_and_force(tmp_path, capsys):
     assert lrs[1] == pytest.approx(0.5 * lrs[0])
     assert (tmp_path / "tb" / "reruns").is_dir()
     assert "report:" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_worker_processes_get_the_schedule_and_telemetry(tmp_path):
+    """A Task carrying a bound schedule crosses to worker processes: same numbers as in-process."""
+    kw: dict[str, Any] = {"scheduler": "warmup_cosine:warmup=3", "schedule_every": "step",
+                          "telemetry": True}
+    one = run_tune(tiny(**kw), out_dir=tmp_path / "one", store_path=None)
+    two = run_tune(tiny(workers=2, **kw), out_dir=tmp_path / "two", store_path=None)
+    a, b = (results_of(r.out_dir)["optimizers"][0] for r in (one, two))
+    assert [t["value"] for t in a["trials"]] == [t["value"] for t in b["trials"]]
+    ha, hb = (x["reruns"]["runs"][0]["history"] for x in (a, b))
+    assert {k: v for k, v in ha.items() if k != "wall_time"} == {
+        k: v for k, v in hb.items() if k != "wall_time"}
+    assert ha["lr"][0] != ha["lr"][1] and "telemetry" in ha
