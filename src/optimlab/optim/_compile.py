@@ -73,6 +73,12 @@ def _is_arithmetic(node: fx.Node) -> bool:
     )
 
 
+def _zero_dim_inputs(gm: fx.GraphModule, example_inputs: list[Any]) -> set[fx.Node]:
+    inputs = [n for n in gm.graph.nodes if n.op == "placeholder"]
+    return {n for n, x in zip(inputs, example_inputs, strict=True)
+            if isinstance(x, Tensor) and x.dim() == 0}
+
+
 def _scalar_arithmetic(gm: fx.GraphModule, example_inputs: list[Any]) -> list[fx.Node]:
     """The operator nodes computed only from the graph's read-only 0-dim tensor inputs (step,
     lr), each computation once (a duplicate's users are moved to the first).
@@ -81,12 +87,7 @@ def _scalar_arithmetic(gm: fx.GraphModule, example_inputs: list[Any]) -> list[fx
     buffers); a 0-dim state the rule updates in place (NAdam's ``mu_product``) is left in the
     graph with everything computed from it, since the prelude runs before the kernel.
     """
-    inputs = [n for n in gm.graph.nodes if n.op == "placeholder"]
-    mutated = {_mutated(n) for n in gm.graph.nodes}
-    scalar = {
-        n for n, x in zip(inputs, example_inputs, strict=True)
-        if isinstance(x, Tensor) and x.dim() == 0 and n not in mutated
-    }
+    scalar = _zero_dim_inputs(gm, example_inputs) - {_mutated(n) for n in gm.graph.nodes}
     found: dict[tuple[Any, ...], fx.Node] = {}
     for node in list(gm.graph.nodes):
         if _is_arithmetic(node) and all(a in scalar for a in node.all_input_nodes):
@@ -133,9 +134,7 @@ def _symbolic_floats_as_tensors(gm: fx.GraphModule, example_inputs: list[Any]) -
     ``p.lerp_(z, ckp1)`` kept the ``ckp1`` of its first compile). As a 0-dim tensor it is
     read every call, like ``step`` and ``lr``, and its arithmetic is hoisted with theirs.
     """
-    inputs = [n for n in gm.graph.nodes if n.op == "placeholder"]
-    scalar = {n for n, x in zip(inputs, example_inputs, strict=True)
-              if isinstance(x, Tensor) and x.dim() == 0}
+    scalar = _zero_dim_inputs(gm, example_inputs)
     for node in list(gm.graph.nodes):
         if node.op == "call_method" and node.target == "item" and node.args[0] in scalar:
             node.replace_all_uses_with(node.args[0])

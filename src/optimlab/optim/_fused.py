@@ -145,7 +145,8 @@ def _packed(c: RuleContract, params: list[Tensor], scalar_keys: frozenset[str]) 
         present = [c.state[p].get(key) for p in params]
         if key in scalar_keys:
             states.append([present[0]])  # type: ignore[list-item]  # a scalar key is present
-            spread.append((present[0], present[1:]))  # type: ignore[arg-type]
+            if len(present) > 1:
+                spread.append((present[0], present[1:]))  # type: ignore[arg-type]
             continue
         if any(t is None for t in present):
             assert all(t is None for t in present), f"state '{key}' on some params only"
@@ -351,7 +352,7 @@ def fused_step(
         step = torch.tensor(b.step, dtype=torch.float64)
         for chunk in b.chunks:
             made = fn(c.rule, chunk.flat, chunk.grads(), chunk.states, step, kwargs)
-            for scalar, copies in chunk.spread if len(chunk.params) > 1 else ():
+            for scalar, copies in chunk.spread:
                 torch._foreach_copy_(copies, [scalar] * len(copies))
             if made[0] is not None:
                 chunk.adopt(c, made)
