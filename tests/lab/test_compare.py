@@ -182,18 +182,18 @@ def test_default_folders_are_unique_within_one_second(tmp_path, monkeypatch):
     creation, a suffix on collision) — also when the folders are made concurrently."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from optimlab.lab import compare
+    from optimlab.lab import out_folder
 
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(compare.time, "strftime", lambda fmt: "20260101-120000")
+    monkeypatch.setattr(out_folder.time, "strftime", lambda fmt: "20260101-120000")
     cfg = CompareConfig(optimizer=("sgd:lr=0.1",), epochs=1)
     first = run_comparison(cfg, store_path=None).out_dir
     second = run_comparison(cfg, store_path=None).out_dir
     assert (first.name, second.name) == ("20260101-120000-compare", "20260101-120000-compare-2")
     assert (first / "results.json").is_file() and (second / "results.json").is_file()
-    base = compare.default_out_dir()
+    base = out_folder.default_out_dir()
     with ThreadPoolExecutor(8) as pool:
-        made = list(pool.map(lambda _: compare.make_out_dir(base, explicit=False, force=False),
+        made = list(pool.map(lambda _: out_folder.make_out_dir(base, explicit=False, force=False),
                              range(8)))
     assert len(set(made)) == 8 and all(p.is_dir() for p in made)
 

@@ -23,11 +23,9 @@ from __future__ import annotations
 import json
 import os
 import platform
-import shutil
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,6 +36,13 @@ from optimlab.engine.tensorboard import check_log_dir
 from optimlab.errors import UserError
 from optimlab.lab import plots, report, results
 from optimlab.lab.config import CompareConfig
+from optimlab.lab.out_folder import (  # re-exported: tune uses compare's helpers
+    check_out_dir,
+    default_out_dir,
+    first_missing,
+    make_out_dir,
+    remove_empty_folders,
+)
 from optimlab.lab.spec import (
     Spec,
     build_optimizer,
@@ -108,87 +113,6 @@ def check_plan(planned: list[PlannedRun], config: CompareConfig, model: Any, dat
         optimizer = build_optimizer(run.spec, model)
         if run.schedule is not None:
             for_run(run.schedule, length).check(optimizer, length.total)
-
-
-def default_out_dir() -> Path:
-    """``runs/<YYYYmmdd-HHMMSS>-compare`` (made unique when created)."""
-    return Path("runs") / (time.strftime("%Y%m%d-%H%M%S") + "-compare")
-
-
-def check_out_dir(out: Path, *, explicit: bool, force: bool, state_file: str = STATE_FILE,
-                  what: str = "comparison") -> None:
-    """Refuse, before anything is written, an output folder that cannot be used.
-
-    A file (or ``/dev/null``), a path under a file, an unwritable place; an explicit folder
-    that already holds files, unless ``force`` — which only empties a previous comparison's
-    folder (one holding ``comparison.json``; ``tune`` passes its own ``state_file``), never
-    other files.
-    """
-    flag = "--out" if explicit else "the default output folder"
-    if out.exists() and not out.is_dir():
-        raise UserError(f"{flag} {out} is a file, not a folder; choose a folder")
-    parent = out.absolute()
-    while not parent.exists():
-        parent = parent.parent
-    if not parent.is_dir():
-        raise UserError(f"{flag} {out}: {parent} is a file, so no folder can be made under it")
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise UserError(f"{flag} {out}: {parent} is not writable; choose another folder")
-    if not explicit or not out.is_dir() or not any(out.iterdir()):
-        return
-    if not force:
-        raise UserError(f"--out {out} already holds files; choose a new or empty folder, "
-                        "or add --force to empty it first")
-    if not (out / state_file).is_file():
-        raise UserError(f"--force empties only a {what}'s folder (one holding "
-                        f"{state_file}); {out} holds other files, so choose another folder")
-
-
-def _first_missing(path: Path) -> Path | None:
-    """The outermost folder of ``path`` that does not exist yet (None if ``path`` exists)."""
-    missing = None
-    for p in (path, *path.parents):
-        if p.exists():
-            break
-        missing = p
-    return missing
-
-
-def _remove_empty_folders(out: Path, top: Path) -> None:
-    """Remove ``out`` and its parents up to ``top`` as long as they are empty."""
-    for p in (out, *out.parents):
-        try:
-            p.rmdir()
-        except OSError:
-            return
-        if p == top:
-            return
-
-
-def make_out_dir(out: Path, *, explicit: bool, force: bool) -> Path:
-    """Create the output folder checked by :func:`check_out_dir` (emptied with ``force``);
-    a default folder is created exclusively, with a suffix when the name is taken."""
-    try:
-        if explicit:
-            if force and out.is_dir():
-                for child in out.iterdir():
-                    if child.is_dir() and not child.is_symlink():
-                        shutil.rmtree(child)
-                    else:
-                        child.unlink()
-            out.mkdir(parents=True, exist_ok=True)
-            return out
-        out.parent.mkdir(parents=True, exist_ok=True)
-        for i in range(1, 10_000):
-            candidate = out if i == 1 else out.with_name(f"{out.name}-{i}")
-            try:
-                candidate.mkdir()
-                return candidate
-            except FileExistsError:
-                continue
-    except OSError as e:
-        raise UserError(f"cannot create output folder {out}: {e.strerror or e}") from None
-    raise UserError(f"cannot find a free output folder name next to {out}")
 
 
 def resolve_device(device: str) -> str:
@@ -277,7 +201,7 @@ def run_comparison(
         raise UserError("--force starts afresh and --resume continues: choose one")
     saved = _load_state(out) if resume else {}
     if not resume:
-        check_out_dir(out, explicit=explicit, force=force)
+        check_out_dir(out, explicit=explicit, force=force, state_file=STATE_FILE)
     if tensorboard is not None:
         check_log_dir(tensorboard)
     if not resume:  # lr=find: a range test per such spec (the saved config holds its lrs)
@@ -292,13 +216,13 @@ def run_comparison(
     check_plan(planned, config, model.to(device), data)
 
     if not resume:
-        first_new = _first_missing(out)
+        first_new = first_missing(out)
         out = make_out_dir(out, explicit=explicit, force=force)
     try:
         store = RunStore(store_path) if store_path is not None else None
     except BaseException:  # a bad store: take back the folders just made (still empty)
         if not resume:
-            _remove_empty_folders(out, first_new if first_new is not None else out)
+            remove_empty_folders(out, first_new if first_new is not None else out)
         raise
     threads = torch.get_num_threads()
     torch.set_num_threads(config.threads)
