@@ -123,6 +123,9 @@ def test_lr_find_centres_the_searched_range_on_the_range_test(tmp_path):
     (entry,) = results_of(result.out_dir)["optimizers"]
     assert all(found / 10 <= t["hparams"]["lr"] <= found * 10 for t in entry["trials"])
     assert any(line.startswith("lr=find: sgd:lr=find,momentum=0.9") for line in lines)
+    (record,) = results_of(result.out_dir)["lr_find"]
+    assert record["spec"] == "sgd:lr=find,momentum=0.9" and record["suggestion"] == found
+    assert saved["lr_find"] == [record]
 
 
 def test_force_empties_a_previous_tune_and_only_a_tune(tmp_path):

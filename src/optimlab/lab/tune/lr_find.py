@@ -66,8 +66,11 @@ def range_test_spec(space: SearchSpec) -> str:
 
 
 def resolve_tune_lr_find(config: TuneConfig, *, device: str,
-                         log: Callable[[str], None] | None = None) -> TuneConfig:
-    """``config`` with every ``lr=find`` replaced by ``lr=log(found/10, found·10)``."""
+                         log: Callable[[str], None] | None = None
+                         ) -> tuple[TuneConfig, list[dict[str, Any]]]:
+    """``config`` with every ``lr=find`` replaced by ``lr=log(found/10, found·10)``, and what
+    each range test found (results.json's ``lr_find``: spec as given, the test's spec, the
+    suggestion, the searched range, the batches the test ran)."""
     from optimlab.data import load_dataset
     from optimlab.lab.learning_rates import resolve_lr_find
     from optimlab.lab.tune.plan import plan_schedule, plan_tune
@@ -76,7 +79,7 @@ def resolve_tune_lr_find(config: TuneConfig, *, device: str,
     texts = list(config.optimizer)
     finds = [wants_lr_find(t) for t in texts]
     if not any(finds):
-        return config
+        return config, []
     stand_in = replace(config, optimizer=tuple(with_lr(t, _STAND_IN) if f else t
                                                for t, f in zip(texts, finds, strict=True)))
     planned = plan_tune(stand_in)
@@ -84,7 +87,7 @@ def resolve_tune_lr_find(config: TuneConfig, *, device: str,
     data = load_dataset(config.dataset, data_dir=config.data_dir, seed=config.seed,
                         device=device)
     build_model(config.model, data.input_shape, data.num_outputs, seed=config.seed)
-    resolved = []
+    resolved, found_by_spec = [], []
     for text, find, opt in zip(texts, finds, planned, strict=True):
         if not find:
             resolved.append(text)
@@ -94,7 +97,9 @@ def resolve_tune_lr_find(config: TuneConfig, *, device: str,
         found = float(f"{result.suggestion:.3g}")
         searched = f"log({found / SPAN:.3g},{found * SPAN:.3g})"
         resolved.append(with_lr(text, searched))
+        found_by_spec.append({"spec": text, "range_test_spec": test, "suggestion": found,
+                              "searched": f"lr={searched}", "batches": len(result.lrs)})
         if log is not None:
             log(f"lr=find: {text} → lr={searched} (range test of {test}: "
                 f"{len(result.lrs)} batches, suggestion {found:.3g})")
-    return replace(config, optimizer=tuple(resolved))
+    return replace(config, optimizer=tuple(resolved)), found_by_spec

@@ -143,7 +143,8 @@ def run_tune(config: TuneConfig, *, out_dir: str | Path | None = None,
         check_log_dir(config.tensorboard)
     device = resolve_device(config.device)
     if not resume:  # tune.json then saves the ranges found, so --resume repeats no test
-        config = resolve_tune_lr_find(config, device=device, log=say)
+        config, found = resolve_tune_lr_find(config, device=device, log=say)
+        saved = {"lr_find": found}
     planned = plan_tune(config)
     schedule = plan_schedule(config)
     data = load_dataset(config.dataset, data_dir=config.data_dir, seed=config.seed,
@@ -199,7 +200,8 @@ def _run(config: TuneConfig, planned: list[PlannedOptimizer], out: Path, saved: 
         exp_id = store.add_experiment({"command": "tune", **config.to_dict()}, str(out))
     results.write_json(out / STATE_FILE, {"config": config.to_dict(), "experiment_id": exp_id,
                                           "store": store_abs, "pid": os.getpid(),
-                                          "host": socket.gethostname()})
+                                          "host": socket.gethostname(),
+                                          "lr_find": saved.get("lr_find", [])})
     workers = config.resolved_workers()
     per_worker = max(1, config.threads // workers)
     backend = make_backend(config.backend, workers, config.ray_address, per_worker)
@@ -219,15 +221,15 @@ def _run(config: TuneConfig, planned: list[PlannedOptimizer], out: Path, saved: 
     execution = {"workers": workers, "backend": config.backend,
                  "ray_address": config.ray_address, "threads_per_worker": per_worker}
     return _write_outputs(out, config, planned, trials, best, reruns, device, task,
-                          class_names, exp_id, execution)
+                          class_names, exp_id, execution, saved.get("lr_find", []))
 
 
 def _write_outputs(out: Path, config: TuneConfig, planned: list[PlannedOptimizer],
                    trials: dict[int, list[dict[str, Any]]],
                    best: dict[int, dict[str, Any] | None],
                    reruns: dict[str, list[dict[str, Any]]], device: str, task: str,
-                   class_names: list[str], exp_id: int, execution: dict[str, Any]
-                   ) -> TuneResult:
+                   class_names: list[str], exp_id: int, execution: dict[str, Any],
+                   lr_find: list[dict[str, Any]]) -> TuneResult:
     from optimlab.lab.compare import environment
     from optimlab.lab.tune import outputs
     from optimlab.lab.tune.driver import direction, rerun_seeds
@@ -241,7 +243,7 @@ def _write_outputs(out: Path, config: TuneConfig, planned: list[PlannedOptimizer
         "optimizers": entries, "ranking": order, "metric": config.metric,
         "direction": direction(config.metric), "sampler": config.sampler,
         "pruner": config.pruner, "search_seed": config.seed,
-        "rerun_seeds": rerun_seeds(config), "target": config.target,
+        "rerun_seeds": rerun_seeds(config), "target": config.target, "lr_find": lr_find,
         "config": config.to_dict(), "execution": execution, "environment": env,
         "experiment_id": exp_id, "task": task, "class_names": class_names,
         "argv": sys.argv, "pid": os.getpid()})
