@@ -14,6 +14,8 @@ bucketed by (device, dtype, step count); in a bucket:
   Rebinding ``p.data`` (``module.to()``…) is detected and the buffers are rebuilt.
 - **Larger contiguous parameters** keep their own state and are never copied: 1-D views of
   :data:`CHUNK` of one size go to one compiled call.
+- **0-dim state** of a parameter (NAdam's ``mu_product``) stays a 0-dim tensor per parameter,
+  as ``step`` does, and is passed to the rule as it is.
 
 Complex parameters and sparse gradients take the eager rule. The code is device-generic, but
 has only been run on CPU.
