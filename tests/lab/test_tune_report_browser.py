@@ -34,6 +34,6 @@ def test_tune_report_renders_in_chromium(tmp_path):
                   dom)
     assert m, dom[:500]
     images, ok, tuned, reruns, visible = map(int, m.groups())
-    assert images == ok == 3  # lr_sensitivity.png, reruns.png, defaults.png
+    assert images == ok == 4  # lr_sensitivity.png, reruns.png, defaults.png, lr.png
     assert tuned == 2 and visible == 1
     assert reruns == 4  # two tuned, two untuned defaults (sgd momentum 0.9, adam)
