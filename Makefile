@@ -26,6 +26,8 @@ demo: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/optim_step.py
 	$(BIN)/python benchmarks/train_loop.py
+	$(BIN)/python benchmarks/train_loop.py --telemetry
+	$(BIN)/python benchmarks/tune.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info src/*.egg-info .pytest_cache .mypy_cache .ruff_cache
