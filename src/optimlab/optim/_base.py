@@ -25,7 +25,9 @@ from torch.optim import Optimizer
 
 from ._fused import Plan, RuleContract, fused_step
 
-__all__ = ["RuleOptimizer", "check", "scalar_dtype", "to_scalar", "zeros_state"]
+__all__ = [
+    "RuleOptimizer", "check", "check_adam_family", "scalar_dtype", "to_scalar", "zeros_state",
+]
 
 
 def check(ok: Any, what: str, value: object) -> None:
@@ -38,6 +40,16 @@ def check_tensor_lr(lr: float | Tensor) -> None:
     """A tensor learning rate must hold exactly one value (torch's message)."""
     if isinstance(lr, Tensor) and lr.numel() != 1:
         raise ValueError("Tensor lr must be 1-element")
+
+
+def check_adam_family(lr: float | Tensor, eps: float, betas: tuple[Any, Any],
+                      weight_decay: float) -> None:
+    """torch's checks, in torch's order and words, shared by Adam, AdamW, NAdam, RAdam, Adamax."""
+    check(0.0 <= lr, "learning rate", lr)
+    check(0.0 <= eps, "epsilon value", eps)
+    check(0.0 <= betas[0] < 1.0, "beta parameter at index 0", betas[0])
+    check(0.0 <= betas[1] < 1.0, "beta parameter at index 1", betas[1])
+    check(0.0 <= weight_decay, "weight_decay value", weight_decay)
 
 
 def scalar_dtype(fused: bool | None = None) -> torch.dtype:

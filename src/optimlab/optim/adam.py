@@ -7,7 +7,14 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ._base import RuleOptimizer, check, check_tensor_lr, step_counter, to_scalar, zeros_state
+from ._base import (
+    RuleOptimizer,
+    check_adam_family,
+    check_tensor_lr,
+    step_counter,
+    to_scalar,
+    zeros_state,
+)
 
 __all__ = ["Adam", "AdamW", "adam_update"]
 
@@ -173,11 +180,7 @@ class Adam(RuleOptimizer):
                     "lr as a Tensor is not supported for capturable=False and foreach=True"
                 )
             check_tensor_lr(lr)
-        check(0.0 <= lr, "learning rate", lr)
-        check(0.0 <= eps, "epsilon value", eps)
-        check(0.0 <= betas[0] < 1.0, "beta parameter at index 0", betas[0])
-        check(0.0 <= betas[1] < 1.0, "beta parameter at index 1", betas[1])
-        check(0.0 <= weight_decay, "weight_decay value", weight_decay)
+        check_adam_family(lr, eps, betas, weight_decay)
         _check_beta_types(betas, foreach, capturable)
         defaults = {
             "lr": lr,

@@ -7,7 +7,13 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ._base import RuleOptimizer, check, check_tensor_lr, step_counter, zeros_state
+from ._base import (
+    RuleOptimizer,
+    check_adam_family,
+    check_tensor_lr,
+    step_counter,
+    zeros_state,
+)
 
 __all__ = ["Adamax", "adamax_update"]
 
@@ -110,11 +116,7 @@ class Adamax(RuleOptimizer):
         fused: bool | None = None,
     ) -> None:
         check_tensor_lr(lr)
-        check(0.0 <= lr, "learning rate", lr)
-        check(0.0 <= eps, "epsilon value", eps)
-        check(0.0 <= betas[0] < 1.0, "beta parameter at index 0", betas[0])
-        check(0.0 <= betas[1] < 1.0, "beta parameter at index 1", betas[1])
-        check(0.0 <= weight_decay, "weight_decay value", weight_decay)
+        check_adam_family(lr, eps, betas, weight_decay)
         defaults = {
             "lr": lr,
             "betas": betas,

@@ -7,7 +7,15 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ._base import RuleOptimizer, check, check_tensor_lr, scalar_dtype, step_counter, zeros_state
+from ._base import (
+    RuleOptimizer,
+    check,
+    check_adam_family,
+    check_tensor_lr,
+    scalar_dtype,
+    step_counter,
+    zeros_state,
+)
 
 __all__ = ["NAdam", "nadam_update"]
 
@@ -146,11 +154,7 @@ class NAdam(RuleOptimizer):
         fused: bool | None = None,
     ) -> None:
         check_tensor_lr(lr)
-        check(0.0 <= lr, "learning rate", lr)
-        check(0.0 <= eps, "epsilon value", eps)
-        check(0.0 <= betas[0] < 1.0, "beta parameter at index 0", betas[0])
-        check(0.0 <= betas[1] < 1.0, "beta parameter at index 1", betas[1])
-        check(0.0 <= weight_decay, "weight_decay value", weight_decay)
+        check_adam_family(lr, eps, betas, weight_decay)
         check(0.0 <= momentum_decay, "momentum_decay value", momentum_decay)
         defaults = {
             "lr": lr,
