@@ -98,7 +98,8 @@ def _reason(e: Exception) -> str:
     return str(e.strerror or e) if isinstance(e, OSError) else str(e)
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this id exists on this host (one we may not signal counts)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -259,7 +260,7 @@ class RunStore:
         rows = self._db.execute(
             "SELECT id, pid FROM runs WHERE status = 'running' AND host = ?", (host,)
         ).fetchall()
-        dead = [rid for rid, pid in rows if pid is None or not _pid_alive(int(pid))]
+        dead = [rid for rid, pid in rows if pid is None or not pid_alive(int(pid))]
         if dead:
             with self._write() as db:
                 db.executemany(
@@ -275,7 +276,7 @@ class RunStore:
         A writer has already marked such rows; a reader only shows them so.
         """
         if status == "running" and host == socket.gethostname() and (
-                pid is None or not _pid_alive(int(pid))):
+                pid is None or not pid_alive(int(pid))):
             return "interrupted"
         return status
 

@@ -28,6 +28,7 @@ from typing import Any
 
 from optimlab.errors import UserError
 from optimlab.lab import results
+from optimlab.lab.store import pid_alive
 from optimlab.lab.tune.config import TuneConfig
 from optimlab.lab.tune.plan import PlannedOptimizer, plan_tune
 
@@ -87,19 +88,9 @@ def _load_state(out: Path) -> dict[str, Any]:
     except (ValueError, KeyError, TypeError) as e:
         raise UserError(f"--resume {out}: {path} is damaged ({e})") from None
     pid, host = state.get("pid"), state.get("host")
-    if pid and host == socket.gethostname() and pid != os.getpid() and _alive(int(pid)):
+    if pid and host == socket.gethostname() and pid != os.getpid() and pid_alive(int(pid)):
         raise UserError(f"--resume {out}: process {pid} is still tuning there")
     return state
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _check_out(out: Path, force: bool) -> None:
