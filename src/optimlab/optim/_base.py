@@ -100,7 +100,8 @@ def make_rule_call(state_keys: tuple[str, ...]) -> Callable[..., Any]:
 class RuleOptimizer(Optimizer):
     """A ``torch.optim.Optimizer`` whose step applies one update function to each parameter.
 
-    Subclasses set the class attributes below and implement ``_init_state``; their
+    Subclasses set the class attributes below (and override ``_init_state`` when their state
+    does not start as a ``step`` counter plus zero buffers for ``state_keys``); their
     ``__init__`` validates the hyperparameters with torch's messages, then calls this one.
     """
 
@@ -160,8 +161,17 @@ class RuleOptimizer(Optimizer):
 
     # -- the table each algorithm fills in ---------------------------------------------------
     def _init_state(self, p: Tensor, group: dict[str, Any]) -> dict[str, Any]:
-        """Create ``self.state[p]`` exactly as torch does (including ``step``) and return it."""
-        raise NotImplementedError
+        """Create ``self.state[p]`` exactly as torch does (including ``step``) and return it.
+
+        The default is torch's common layout: the ``step`` counter, then a zero buffer shaped
+        like ``p`` for each of ``state_keys`` in order; classes whose state starts otherwise
+        (optional buffers, non-zero fills, no counter) override it.
+        """
+        state = self.state[p]
+        state["step"] = step_counter(p, group)
+        for key in self.state_keys:
+            state[key] = zeros_state(p)
+        return state
 
     def _rule_kwargs(self, group: dict[str, Any]) -> dict[str, Any]:
         """The hyperparameters passed to ``rule`` for this group (everything except ``step``)."""

@@ -7,7 +7,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ._base import RuleOptimizer, check, check_tensor_lr, step_counter, zeros_state
+from ._base import RuleOptimizer, check, check_tensor_lr
 
 __all__ = ["Adadelta", "adadelta_update"]
 
@@ -129,10 +129,3 @@ class Adadelta(RuleOptimizer):
             "fused": fused,
         }
         super().__init__(params, defaults)
-
-    def _init_state(self, p: Tensor, group: dict[str, Any]) -> dict[str, Any]:
-        state = self.state[p]
-        state["step"] = step_counter(p, group)
-        state["square_avg"] = zeros_state(p)
-        state["acc_delta"] = zeros_state(p)
-        return state

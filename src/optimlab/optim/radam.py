@@ -11,8 +11,6 @@ from ._base import (
     RuleOptimizer,
     check_adam_family,
     check_tensor_lr,
-    step_counter,
-    zeros_state,
 )
 
 __all__ = ["RAdam", "radam_update"]
@@ -169,10 +167,3 @@ class RAdam(RuleOptimizer):
             "fused": fused,
         }
         super().__init__(params, defaults)
-
-    def _init_state(self, p: Tensor, group: dict[str, Any]) -> dict[str, Any]:
-        state = self.state[p]
-        state["step"] = step_counter(p, group)
-        state["exp_avg"] = zeros_state(p)
-        state["exp_avg_sq"] = zeros_state(p)
-        return state
